@@ -1,0 +1,37 @@
+# Herald — `make run` starts the server on the embedded engines,
+# `make test` runs the whole suite. Nothing else needs installing: Go fetches
+# the modules; SQLite is compiled in (cgo, gcc).
+
+GO      ?= go
+BIN     := bin/herald
+ADDR    ?= 127.0.0.1:8080
+DATA    ?= ./data
+export CGO_ENABLED := 1
+
+.PHONY: all build run test bench lint clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/herald
+
+## run: build and start `herald serve` on $(ADDR) with data under $(DATA)
+run: build
+	./$(BIN) serve --addr $(ADDR) --data $(DATA)
+
+## test: the whole suite, with the race detector
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+## bench: figures for this machine (medians of 3 runs)
+bench: build
+	./$(BIN) bench
+
+## lint: formatting and vet
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin

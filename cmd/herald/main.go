@@ -1,0 +1,58 @@
+// Command herald is the notification ledger's one binary. Its subcommands
+// choose the role: `serve` runs everything in one process on the embedded
+// engines; `bench` measures this machine.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "herald:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+const usage = `usage: herald <command> [flags]
+
+commands:
+  serve   run Herald in one process on the embedded engines
+  bench   measure the embedded engines on this machine
+  help    show this text
+
+Run 'herald <command> -h' for a command's flags.
+`
+
+// run is main without the process: it returns instead of exiting, so tests
+// can drive it.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stdout, stderr, getenv, nil)
+	case "bench":
+		return bench(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}

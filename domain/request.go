@@ -1,0 +1,238 @@
+package domain
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Limits on request fields.
+const (
+	MaxCategoryLen      = 64
+	MaxMetadataKeys     = 50
+	MaxMetadataKeyLen   = 64
+	MaxMetadataValueLen = 1024
+)
+
+// NotificationRequest is what a client asks Herald to send. Its JSON names
+// are part of the stable API. Recipient and exactly one of Content and
+// Template are required; an empty Channels list means "every channel the
+// recipient has an address for", resolved when deliveries are planned.
+type NotificationRequest struct {
+	Recipient   Recipient         `json:"recipient"`
+	Channels    []Channel         `json:"channels,omitempty"`
+	Content     *Content          `json:"content,omitempty"`
+	Template    *TemplateRef      `json:"template,omitempty"`
+	Priority    Priority          `json:"priority,omitempty"`
+	Category    string            `json:"category,omitempty"`
+	ScheduledAt *time.Time        `json:"scheduled_at,omitempty"`
+	ExpiresAt   *time.Time        `json:"expires_at,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	BatchID     string            `json:"batch_id,omitempty"`
+}
+
+// Validate checks r against the request rules at time now and returns nil or
+// a *ValidationError listing every invalid field (never just the first), in
+// a fixed order. A scheduled_at in the past is allowed and means "send now";
+// expires_at must be after scheduled_at and after now.
+// Channels are not checked against the recipient's addresses: an ID-only
+// recipient may be resolved to addresses from its profile at planning time.
+func (r NotificationRequest) Validate(now time.Time) error {
+	var v validator
+
+	if r.Recipient.empty() {
+		v.add("recipient", "must have an id or at least one address")
+	}
+	if e := r.Recipient.Email; e != "" && !validEmail(e) {
+		v.add("recipient.email", "must be an address of the form local@domain")
+	}
+	if p := r.Recipient.Phone; p != "" && !validE164(p) {
+		v.add("recipient.phone", "must be in E.164 form: + followed by 8 to 15 digits")
+	}
+	for _, u := range []struct{ field, value string }{
+		{"recipient.webhook_url", r.Recipient.WebhookURL},
+		{"recipient.slack_webhook_url", r.Recipient.SlackWebhookURL},
+		{"recipient.dingtalk_webhook_url", r.Recipient.DingTalkWebhookURL},
+		{"recipient.wecom_webhook_url", r.Recipient.WeComWebhookURL},
+	} {
+		if u.value != "" && !validHTTPURL(u.value) {
+			v.add(u.field, "must be an absolute http or https URL")
+		}
+	}
+
+	seen := make(map[Channel]bool, len(r.Channels))
+	for i, c := range r.Channels {
+		field := fmt.Sprintf("channels[%d]", i)
+		switch {
+		case !c.Valid():
+			v.add(field, fmt.Sprintf("unknown channel %q", c))
+		case seen[c]:
+			v.add(field, fmt.Sprintf("duplicate channel %q", c))
+		}
+		seen[c] = true
+	}
+
+	switch {
+	case r.Content == nil && r.Template == nil:
+		v.add("content", "one of content or template is required")
+	case r.Content != nil && r.Template != nil:
+		v.add("template", "must not be given together with content")
+	}
+	if c := r.Content; c != nil && c.Body == "" && c.HTML == "" {
+		v.add("content.body", "body or html is required")
+	}
+	if t := r.Template; t != nil {
+		if t.ID == "" {
+			v.add("template.id", "is required")
+		}
+		if t.Version < 0 {
+			v.add("template.version", "must not be negative")
+		}
+	}
+
+	if r.Priority != "" && !r.Priority.Valid() {
+		v.add("priority", fmt.Sprintf("unknown priority %q: use high, normal or low", r.Priority))
+	}
+	if !validCategory(r.Category) {
+		v.add("category", fmt.Sprintf("must be at most %d characters of a-z, 0-9, '_', '.', '-'", MaxCategoryLen))
+	}
+
+	// A request that is expired on arrival can never be sent, so expires_at
+	// must also be in the future when the schedule is in the past.
+	switch {
+	case r.ExpiresAt == nil:
+	case r.ScheduledAt != nil && !r.ExpiresAt.After(*r.ScheduledAt):
+		v.add("expires_at", "must be after scheduled_at")
+	case !r.ExpiresAt.After(now):
+		v.add("expires_at", "must be in the future")
+	}
+
+	if len(r.Metadata) > MaxMetadataKeys {
+		v.add("metadata", fmt.Sprintf("must have at most %d keys", MaxMetadataKeys))
+	}
+	// Sorted so the error list is the same on every call.
+	for _, k := range slices.Sorted(maps.Keys(r.Metadata)) {
+		switch {
+		case k == "":
+			v.add("metadata", "keys must not be empty")
+		case len(k) > MaxMetadataKeyLen:
+			v.add("metadata."+k, fmt.Sprintf("key must be at most %d characters", MaxMetadataKeyLen))
+		}
+		if len(r.Metadata[k]) > MaxMetadataValueLen {
+			v.add("metadata."+k, fmt.Sprintf("value must be at most %d characters", MaxMetadataValueLen))
+		}
+	}
+
+	return v.err()
+}
+
+// Normalized returns a deep copy of r with defaults filled in (priority
+// normal) and times in UTC without monotonic readings, so two requests that
+// mean the same thing compare and hash equal. The copy shares nothing
+// mutable with r except the values inside Template.Vars.
+func (r NotificationRequest) Normalized() NotificationRequest {
+	n := r.clone()
+	if n.Priority == "" {
+		n.Priority = PriorityNormal
+	}
+	if n.ScheduledAt != nil {
+		t := n.ScheduledAt.UTC()
+		n.ScheduledAt = &t
+	}
+	if n.ExpiresAt != nil {
+		t := n.ExpiresAt.UTC()
+		n.ExpiresAt = &t
+	}
+	return n
+}
+
+// clone copies every slice, map and pointer of r so callers of accessors
+// cannot reach into aggregate state.
+func (r NotificationRequest) clone() NotificationRequest {
+	n := r
+	n.Channels = slices.Clone(r.Channels)
+	n.Metadata = maps.Clone(r.Metadata)
+	if r.Content != nil {
+		c := *r.Content
+		n.Content = &c
+	}
+	if r.Template != nil {
+		t := *r.Template
+		t.Vars = maps.Clone(r.Template.Vars)
+		n.Template = &t
+	}
+	if r.ScheduledAt != nil {
+		t := *r.ScheduledAt
+		n.ScheduledAt = &t
+	}
+	if r.ExpiresAt != nil {
+		t := *r.ExpiresAt
+		n.ExpiresAt = &t
+	}
+	return n
+}
+
+// sameRequest compares normalized requests through their JSON encoding:
+// it ignores nil-versus-empty collections and the number types of template
+// vars after a storage round trip (3 and 3.0 encode alike), which a
+// reflect.DeepEqual would not.
+func sameRequest(a, b NotificationRequest) bool {
+	ja, errA := json.Marshal(a.Normalized())
+	jb, errB := json.Marshal(b.Normalized())
+	return errA == nil && errB == nil && string(ja) == string(jb)
+}
+
+type validator struct{ fields []FieldError }
+
+func (v *validator) add(field, problem string) {
+	v.fields = append(v.fields, FieldError{Field: field, Problem: problem})
+}
+
+func (v *validator) err() error {
+	if len(v.fields) == 0 {
+		return nil
+	}
+	return &ValidationError{Fields: v.fields}
+}
+
+func validEmail(s string) bool {
+	local, domain, ok := strings.Cut(s, "@")
+	return ok && local != "" && domain != "" && !strings.Contains(domain, "@") &&
+		!strings.ContainsAny(s, " \t\r\n")
+}
+
+func validE164(s string) bool {
+	digits, ok := strings.CutPrefix(s, "+")
+	if !ok || len(digits) < 8 || len(digits) > 15 {
+		return false
+	}
+	for _, r := range digits {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func validHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+func validCategory(s string) bool {
+	if len(s) > MaxCategoryLen {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_', r == '.', r == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,23 @@
+//go:build modernc
+
+package sqlite
+
+import (
+	"net/url"
+
+	_ "modernc.org/sqlite"
+)
+
+const driverName = "sqlite"
+
+func dsn(path string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "cache_size(-65536)")
+	if readOnly {
+		q.Add("_pragma", "query_only(true)")
+	}
+	return "file:" + path + "?" + q.Encode()
+}

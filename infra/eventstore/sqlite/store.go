@@ -1,0 +1,319 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"herald/infra/eventstore"
+)
+
+var _ eventstore.Store = (*Store)(nil)
+
+const schema = `
+CREATE TABLE IF NOT EXISTS events (
+	position       INTEGER PRIMARY KEY,
+	stream         TEXT    NOT NULL,
+	version        INTEGER NOT NULL,
+	recorded_at    INTEGER NOT NULL, -- Unix nanoseconds
+	envelope       TEXT    NOT NULL, -- see envelope.go
+	data           BLOB    NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_stream_version ON events (stream, version);
+`
+
+const selectColumns = `position, stream, version, recorded_at, envelope, data`
+
+// Options tune a Store. The zero value is the production default.
+type Options struct {
+	// MaxBatchEvents bounds how many events one group commit writes.
+	MaxBatchEvents int
+	// PollInterval is how often an idle subscription looks for appends made
+	// by other processes sharing the file. Appends made through this Store
+	// wake subscriptions at once.
+	PollInterval time.Duration
+	// MaxCommitDelay bounds how long the writer waits for callers to join a
+	// group commit (it waits at most half a recent commit's duration).
+	MaxCommitDelay time.Duration
+	// StreamCacheSize bounds the in-memory map of stream versions the writer
+	// keeps to avoid a lookup per append.
+	StreamCacheSize int
+}
+
+func (o *Options) setDefaults() {
+	if o.MaxBatchEvents <= 0 {
+		o.MaxBatchEvents = 2048
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = 25 * time.Millisecond
+	}
+	if o.MaxCommitDelay <= 0 {
+		o.MaxCommitDelay = time.Millisecond
+	}
+	if o.StreamCacheSize <= 0 {
+		o.StreamCacheSize = 1 << 20
+	}
+}
+
+// Store is the embedded event log: one SQLite file in WAL mode with
+// synchronous=FULL, written by a single goroutine that commits concurrent
+// appends together (group commit) and read through a pool of connections.
+//
+// Positions are the table's rowid. SQLite lets one writer at a time hold the
+// write lock (across processes too) and assigns rowid max+1 inside it, so
+// positions grow in commit order and a reader never sees a gap that is later
+// filled: a rolled-back transaction leaves nothing behind, and the next one
+// reuses its positions.
+type Store struct {
+	opts    Options
+	writeDB *sql.DB
+	readDB  *sql.DB
+	writer  *writer
+
+	signalMu sync.Mutex
+	signal   chan struct{} // closed and replaced after every commit
+
+	closeOnce sync.Once
+	// closeMu orders enqueueing against Close: once Close holds it, no
+	// append can slip into the queue after the writer's final drain.
+	closeMu   sync.RWMutex
+	closed    atomic.Bool
+	closing   chan struct{}
+	writerEnd chan struct{}
+}
+
+// Open opens (creating if needed) the event log in the SQLite file at path.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	opts.setDefaults()
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("open event log: %w", err)
+		}
+	}
+	writeDB, err := sql.Open(driverName, dsn(path, false))
+	if err != nil {
+		return nil, fmt.Errorf("open event log: %w", err)
+	}
+	writeDB.SetMaxOpenConns(1)
+	writeDB.SetMaxIdleConns(1)
+	writeDB.SetConnMaxLifetime(0)
+	writeDB.SetConnMaxIdleTime(0)
+
+	readDB, err := sql.Open(driverName, dsn(path, true))
+	if err != nil {
+		writeDB.Close()
+		return nil, fmt.Errorf("open event log: %w", err)
+	}
+	readDB.SetMaxOpenConns(8)
+	readDB.SetMaxIdleConns(8)
+
+	s := &Store{
+		opts:      opts,
+		writeDB:   writeDB,
+		readDB:    readDB,
+		signal:    make(chan struct{}),
+		closing:   make(chan struct{}),
+		writerEnd: make(chan struct{}),
+	}
+	if _, err := writeDB.ExecContext(ctx, schema); err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("open event log: create schema: %w", err)
+	}
+	w, err := newWriter(ctx, s)
+	if err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("open event log: %w", err)
+	}
+	s.writer = w
+	go func() {
+		defer close(s.writerEnd)
+		w.run(s.closing)
+	}()
+	return s, nil
+}
+
+func (s *Store) closeDBs() {
+	s.readDB.Close()
+	s.writeDB.Close()
+}
+
+// Close stops the writer after it has finished the appends already queued,
+// then closes the database. It is safe to call more than once.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.closeMu.Lock()
+		s.closed.Store(true)
+		close(s.closing)
+		s.closeMu.Unlock()
+		<-s.writerEnd
+		s.wake()
+		err = errors.Join(s.writer.close(), s.readDB.Close(), s.writeDB.Close())
+	})
+	return err
+}
+
+// wake tells waiting subscriptions that something changed.
+func (s *Store) wake() {
+	s.signalMu.Lock()
+	close(s.signal)
+	s.signal = make(chan struct{})
+	s.signalMu.Unlock()
+}
+
+func (s *Store) changed() <-chan struct{} {
+	s.signalMu.Lock()
+	defer s.signalMu.Unlock()
+	return s.signal
+}
+
+// Append implements eventstore.Store.
+func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events ...eventstore.EventData) (eventstore.AppendResult, error) {
+	reqs := [1]eventstore.AppendRequest{{Stream: stream, Expected: expected, Events: events}}
+	results, errs := s.AppendMany(ctx, reqs[:])
+	return results[0], errs[0]
+}
+
+// AppendMany implements eventstore.Store. All requests go into one group
+// commit, together with whatever other callers queued meanwhile.
+func (s *Store) AppendMany(ctx context.Context, reqs []eventstore.AppendRequest) ([]eventstore.AppendResult, []error) {
+	p := &pending{
+		reqs:    reqs,
+		results: make([]eventstore.AppendResult, len(reqs)),
+		errs:    make([]error, len(reqs)),
+		done:    make(chan struct{}),
+	}
+	fail := func(err error) ([]eventstore.AppendResult, []error) {
+		for i := range p.errs {
+			p.errs[i] = err
+		}
+		return p.results, p.errs
+	}
+	for i, r := range reqs {
+		if r.Stream == "" {
+			p.errs[i] = fmt.Errorf("%w: empty stream name", eventstore.ErrInvalidEvent)
+			continue
+		}
+		for j := range r.Events {
+			e := &r.Events[j]
+			err := e.Validate()
+			if err == nil {
+				err = checkEnvelope(e)
+			}
+			if err != nil {
+				p.errs[i] = fmt.Errorf("append to %s: %w", r.Stream, err)
+				break
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	s.closeMu.RLock()
+	if s.closed.Load() {
+		s.closeMu.RUnlock()
+		return fail(eventstore.ErrClosed)
+	}
+	select {
+	case s.writer.queue <- p:
+		s.closeMu.RUnlock()
+	case <-ctx.Done():
+		s.closeMu.RUnlock()
+		return fail(ctx.Err())
+	}
+	select {
+	case <-p.done:
+		return p.results, p.errs
+	case <-ctx.Done():
+		// Only give up if the writer has not started on it; once it has,
+		// the outcome is moments away and the caller must learn it, or
+		// it would believe an append that did land had not.
+		if p.state.CompareAndSwap(pendingQueued, pendingAbandoned) {
+			return fail(ctx.Err())
+		}
+		<-p.done
+		return p.results, p.errs
+	}
+}
+
+// ReadStream implements eventstore.Store.
+func (s *Store) ReadStream(ctx context.Context, stream string, after uint64, limit int) ([]eventstore.RecordedEvent, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.readDB.QueryContext(ctx, `SELECT `+selectColumns+` FROM events
+		WHERE stream = ? AND version > ? ORDER BY version LIMIT ?`, stream, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", stream, err)
+	}
+	evs, err := scanEvents(rows, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", stream, err)
+	}
+	if len(evs) == 0 {
+		var one int
+		err := s.readDB.QueryRowContext(ctx, `SELECT 1 FROM events WHERE stream = ? LIMIT 1`, stream).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("read stream %s: %w", stream, eventstore.ErrStreamNotFound)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read stream %s: %w", stream, err)
+		}
+	}
+	return evs, nil
+}
+
+// ReadAll implements eventstore.Store.
+func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, limit int) ([]eventstore.RecordedEvent, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.readDB.QueryContext(ctx, `SELECT `+selectColumns+` FROM events
+		WHERE position > ? ORDER BY position LIMIT ?`, uint64(after), limit)
+	if err != nil {
+		return nil, fmt.Errorf("read $all: %w", err)
+	}
+	evs, err := scanEvents(rows, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read $all: %w", err)
+	}
+	return evs, nil
+}
+
+// Head implements eventstore.Store.
+func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
+	var head uint64
+	if err := s.readDB.QueryRowContext(ctx, `SELECT COALESCE(MAX(position), 0) FROM events`).Scan(&head); err != nil {
+		return 0, fmt.Errorf("read head: %w", err)
+	}
+	return eventstore.Position(head), nil
+}
+
+func scanEvents(rows *sql.Rows, capHint int) ([]eventstore.RecordedEvent, error) {
+	defer rows.Close()
+	evs := make([]eventstore.RecordedEvent, 0, min(capHint, 1024))
+	for rows.Next() {
+		var (
+			e          eventstore.RecordedEvent
+			recordedAt int64
+			envelope   string
+			data       []byte
+		)
+		if err := rows.Scan(&e.Position, &e.Stream, &e.Version, &recordedAt, &envelope, &data); err != nil {
+			return nil, err
+		}
+		if err := decodeEnvelope(envelope, &e); err != nil {
+			return nil, err
+		}
+		e.RecordedAt = time.Unix(0, recordedAt).UTC()
+		e.Data = data
+		evs = append(evs, e)
+	}
+	return evs, rows.Err()
+}

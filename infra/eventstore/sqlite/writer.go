@@ -1,0 +1,381 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"herald/infra/eventstore"
+)
+
+const (
+	pendingQueued int32 = iota
+	pendingTaken
+	pendingAbandoned
+)
+
+// pending is one caller's AppendMany waiting for the writer.
+type pending struct {
+	reqs    []eventstore.AppendRequest
+	results []eventstore.AppendResult
+	errs    []error // pre-filled with validation errors; the writer skips those
+	state   atomic.Int32
+	done    chan struct{}
+}
+
+func (p *pending) events() int {
+	n := 0
+	for _, r := range p.reqs {
+		n += len(r.Events)
+	}
+	return n
+}
+
+// writer owns the only write connection. It takes whatever appends are queued,
+// writes them in one transaction and commits once, so that N concurrent
+// appends cost one fsync instead of N. Each append is still checked against
+// its own expected version and gets its own answer.
+type writer struct {
+	s     *Store
+	conn  *sql.Conn
+	queue chan *pending
+
+	inserts     []*sql.Stmt // inserts[k] writes 1<<k rows
+	streamVers  *sql.Stmt
+	head        *sql.Stmt
+	dataVersion *sql.Stmt
+
+	// versions caches stream versions so that most appends need no lookup.
+	// It is only trusted while no other process has written to the file
+	// (PRAGMA data_version unchanged since our last commit).
+	versions    map[string]uint64
+	lastDataVer int64
+
+	// Group-forming state: how many callers the last commit released, how
+	// many were already queued then, and a moving average of commit time.
+	lastReleased    int
+	queuedAtRelease int
+	avgCommit       time.Duration
+
+	rows []row // reused between batches
+	args []any // reused between batches
+}
+
+func newWriter(ctx context.Context, s *Store) (*writer, error) {
+	conn, err := s.writeDB.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// SQLite's own checkpoint after a commit is kept on purpose (tried:
+	// a background PASSIVE checkpointer was 25-40% slower). Checkpointing
+	// right after a commit lets the next transaction restart the WAL from
+	// its beginning, so commits overwrite blocks the file already has and
+	// fdatasync need not journal a change of file size.
+	w := &writer{s: s, conn: conn, queue: make(chan *pending, 1024), versions: make(map[string]uint64), lastDataVer: -1}
+	prep := func(q string) *sql.Stmt {
+		if err != nil {
+			return nil
+		}
+		var st *sql.Stmt
+		st, err = conn.PrepareContext(ctx, q)
+		return st
+	}
+	for k := 0; k <= maxInsertShift; k++ {
+		w.inserts = append(w.inserts, prep(insertStatement(1<<k)))
+	}
+	w.streamVers = prep(`SELECT j.value, MAX(e.version) FROM json_each(?) AS j
+		JOIN events AS e ON e.stream = j.value GROUP BY j.value`)
+	w.head = prep(`SELECT COALESCE(MAX(position), 0) FROM events`)
+	w.dataVersion = prep(`PRAGMA data_version`)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("prepare writer: %w", err)
+	}
+	return w, nil
+}
+
+// maxInsertShift makes the largest INSERT 64 rows (384 parameters).
+const maxInsertShift = 6
+
+func insertStatement(rows int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO events (position, stream, version, recorded_at, envelope, data) VALUES `)
+	for i := 0; i < rows; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?,?,?,?,?,?)")
+	}
+	return b.String()
+}
+
+func (w *writer) close() error {
+	for _, st := range append(w.inserts, w.streamVers, w.head, w.dataVersion) {
+		if st != nil {
+			st.Close()
+		}
+	}
+	return w.conn.Close()
+}
+
+// run serves the queue until closing is closed, then drains what is queued.
+func (w *writer) run(closing <-chan struct{}) {
+	batch := make([]*pending, 0, 256)
+	for {
+		var first *pending
+		select {
+		case first = <-w.queue:
+		case <-closing:
+			// Callers that got into the queue before Close still get an
+			// answer: either their append or ErrClosed, never silence.
+			for {
+				select {
+				case p := <-w.queue:
+					w.commit(append(batch[:0], p))
+				default:
+					return
+				}
+			}
+		}
+		batch = append(batch[:0], first)
+		n := first.events()
+		// Callers released by the last commit usually come straight back.
+		// Waiting a moment for them merges what would otherwise settle
+		// into two half-size groups taking turns, which doubles the fsyncs
+		// per append. The wait ends as soon as they are all back, and is
+		// bounded by a fraction of a commit's duration so a lone caller
+		// never waits long.
+		expected := w.lastReleased + w.queuedAtRelease
+		var deadline time.Time
+		for n < w.s.opts.MaxBatchEvents {
+			select {
+			case p := <-w.queue:
+				batch = append(batch, p)
+				n += p.events()
+				continue
+			default:
+			}
+			if len(batch) >= expected {
+				break
+			}
+			if deadline.IsZero() {
+				deadline = time.Now().Add(w.commitDelay())
+			} else if time.Now().After(deadline) {
+				break
+			}
+			runtime.Gosched()
+		}
+		w.commit(batch)
+		w.lastReleased = len(batch)
+		w.queuedAtRelease = len(w.queue)
+	}
+}
+
+// commitDelay bounds how long a group waits for more callers: half of the
+// recent commit time, at most MaxCommitDelay.
+func (w *writer) commitDelay() time.Duration {
+	return min(w.avgCommit/2, w.s.opts.MaxCommitDelay)
+}
+
+// commit writes one group of appends in one transaction.
+func (w *writer) commit(batch []*pending) {
+	live := batch[:0:0]
+	for _, p := range batch {
+		if p.state.CompareAndSwap(pendingQueued, pendingTaken) {
+			live = append(live, p)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	start := time.Now()
+	err := w.write(live)
+	w.avgCommit += (time.Since(start) - w.avgCommit) / 8
+	if err != nil {
+		// The transaction is gone: nothing of this batch was written and
+		// the version cache may hold versions that never committed.
+		clear(w.versions)
+		w.lastDataVer = -1
+		for _, p := range live {
+			for i := range p.reqs {
+				if p.errs[i] == nil {
+					p.errs[i] = fmt.Errorf("append to %s: %w", p.reqs[i].Stream, err)
+				}
+				p.results[i] = eventstore.AppendResult{}
+			}
+		}
+	}
+	for _, p := range live {
+		close(p.done)
+	}
+	if err == nil {
+		w.s.wake()
+	}
+}
+
+func (w *writer) write(live []*pending) (err error) {
+	ctx := context.Background() // a group commit must not be cut short by one caller
+	if _, err := w.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_, rbErr := w.conn.ExecContext(ctx, "ROLLBACK")
+			err = errors.Join(err, rbErr)
+		}
+	}()
+
+	// Another process may have written since our last commit: then the
+	// cached versions are stale.
+	var dv int64
+	if err := w.dataVersion.QueryRowContext(ctx).Scan(&dv); err != nil {
+		return fmt.Errorf("data_version: %w", err)
+	}
+	if dv != w.lastDataVer {
+		clear(w.versions)
+	}
+	var head uint64
+	if err := w.head.QueryRowContext(ctx).Scan(&head); err != nil {
+		return fmt.Errorf("head: %w", err)
+	}
+	// Versions this transaction moves to are staged and reach the cache
+	// only once the commit succeeds.
+	staged, err := w.lookupVersions(ctx, live)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UnixNano()
+	w.rows = w.rows[:0]
+	for _, p := range live {
+		for i, r := range p.reqs {
+			if p.errs[i] != nil {
+				continue
+			}
+			cur, ok := staged[r.Stream]
+			if !ok {
+				cur = w.versions[r.Stream]
+			}
+			if !r.Expected.Allows(cur) {
+				p.errs[i] = &eventstore.WrongVersionError{Stream: r.Stream, Expected: r.Expected, Actual: cur}
+				continue
+			}
+			for j := range r.Events {
+				head++
+				cur++
+				w.rows = append(w.rows, row{position: head, stream: r.Stream, version: cur, event: &r.Events[j]})
+			}
+			staged[r.Stream] = cur
+			p.results[i] = eventstore.AppendResult{Version: cur, Position: eventstore.Position(head)}
+		}
+	}
+	if err := w.insertRows(ctx, now); err != nil {
+		return err
+	}
+	if _, err := w.conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	committed = true
+	// Our own commits do not change our connection's data_version, and no
+	// one else could write while we held the lock.
+	w.lastDataVer = dv
+	if len(w.versions)+len(staged) > w.s.opts.StreamCacheSize {
+		clear(w.versions)
+	}
+	for k, v := range staged {
+		w.versions[k] = v
+	}
+	return nil
+}
+
+// lookupVersions finds, in one query, the current version of every stream of
+// the batch that the cache does not know.
+func (w *writer) lookupVersions(ctx context.Context, live []*pending) (map[string]uint64, error) {
+	staged := make(map[string]uint64)
+	var missing []string
+	for _, p := range live {
+		for i, r := range p.reqs {
+			if p.errs[i] != nil {
+				continue
+			}
+			if _, ok := w.versions[r.Stream]; ok {
+				continue
+			}
+			if _, ok := staged[r.Stream]; ok {
+				continue
+			}
+			staged[r.Stream] = 0
+			missing = append(missing, r.Stream)
+		}
+	}
+	if len(missing) == 0 {
+		return staged, nil
+	}
+	list, err := json.Marshal(missing)
+	if err != nil {
+		return nil, fmt.Errorf("stream versions: %w", err)
+	}
+	rows, err := w.streamVers.QueryContext(ctx, string(list))
+	if err != nil {
+		return nil, fmt.Errorf("stream versions: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			stream string
+			v      uint64
+		)
+		if err := rows.Scan(&stream, &v); err != nil {
+			return nil, fmt.Errorf("stream versions: %w", err)
+		}
+		staged[stream] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("stream versions: %w", err)
+	}
+	return staged, nil
+}
+
+// row is one event ready to insert.
+type row struct {
+	position uint64
+	stream   string
+	version  uint64
+	event    *eventstore.EventData
+}
+
+// insertRows writes w.rows with multi-row INSERT statements of
+// power-of-two sizes, which costs far fewer statement executions than one
+// INSERT per event.
+func (w *writer) insertRows(ctx context.Context, now int64) error {
+	rows := w.rows
+	for len(rows) > 0 {
+		k := len(w.inserts) - 1
+		for 1<<k > len(rows) {
+			k--
+		}
+		n := 1 << k
+		args := w.args[:0]
+		for _, r := range rows[:n] {
+			data := []byte(r.event.Data)
+			if len(data) == 0 {
+				data = []byte("null")
+			}
+			args = append(args, r.position, r.stream, r.version, now, encodeEnvelope(r.event), data)
+		}
+		w.args = args
+		if _, err := w.inserts[k].ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("insert: %w", err)
+		}
+		rows = rows[n:]
+	}
+	clear(w.args)
+	clear(w.rows)
+	return nil
+}
