@@ -269,23 +269,6 @@ func (s *Store) ReadStream(ctx context.Context, stream string, after uint64, lim
 	return evs, nil
 }
 
-// ReadAll implements eventstore.Store.
-func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, limit int) ([]eventstore.RecordedEvent, error) {
-	if limit <= 0 {
-		return nil, nil
-	}
-	rows, err := s.readDB.QueryContext(ctx, `SELECT `+selectColumns+` FROM events
-		WHERE position > ? ORDER BY position LIMIT ?`, uint64(after), limit)
-	if err != nil {
-		return nil, fmt.Errorf("read $all: %w", err)
-	}
-	evs, err := scanEvents(rows, limit)
-	if err != nil {
-		return nil, fmt.Errorf("read $all: %w", err)
-	}
-	return evs, nil
-}
-
 // Head implements eventstore.Store.
 func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
 	var head uint64

@@ -367,7 +367,9 @@ func (w *writer) insertRows(ctx context.Context, now int64) error {
 			if len(data) == 0 {
 				data = []byte("null")
 			}
-			args = append(args, r.position, r.stream, r.version, now, encodeEnvelope(r.event), data)
+			// int64, string and []byte are driver.Values as they are; uint64 would
+			// go through database/sql's reflection-based conversion.
+			args = append(args, int64(r.position), r.stream, int64(r.version), now, encodeEnvelope(r.event), data)
 		}
 		w.args = args
 		if _, err := w.inserts[k].ExecContext(ctx, args...); err != nil {

@@ -1,0 +1,91 @@
+package domain
+
+import (
+	"slices"
+	"time"
+)
+
+// NotificationSnapshot is a Notification's whole state as plain data, so that
+// a projection or a cache can store it and later resume evolving from it
+// instead of replaying the stream. RestoreNotification(n.Snapshot()) equals n.
+// The JSON form is internal to Herald's stores, not part of the API.
+type NotificationSnapshot struct {
+	ID             NotificationID      `json:"id"`
+	Exists         bool                `json:"exists"`
+	Request        NotificationRequest `json:"request"`
+	IdempotencyKey string              `json:"idempotency_key,omitempty"`
+	RequestedAt    time.Time           `json:"requested_at"`
+	Version        int                 `json:"version"`
+	Planned        bool                `json:"planned,omitempty"`
+	Cancelled      bool                `json:"cancelled,omitempty"`
+	Expired        bool                `json:"expired,omitempty"`
+	Status         NotificationStatus  `json:"status"`
+	Deliveries     []DeliverySnapshot  `json:"deliveries,omitempty"`
+}
+
+// DeliverySnapshot is a Delivery's whole state as plain data.
+type DeliverySnapshot struct {
+	ID                DeliveryID        `json:"id"`
+	Channel           Channel           `json:"channel"`
+	Address           string            `json:"address,omitempty"`
+	Status            DeliveryStatus    `json:"status"`
+	Attempts          int               `json:"attempts,omitempty"`
+	AttemptOpen       bool              `json:"attempt_open,omitempty"`
+	LastError         string            `json:"last_error,omitempty"`
+	ProviderMessageID string            `json:"provider_message_id,omitempty"`
+	NextAttemptAt     time.Time         `json:"next_attempt_at,omitzero"`
+	Repeats           DeliveryID        `json:"repeats,omitempty"`
+	SuppressionReason string            `json:"suppression_reason,omitempty"`
+	Receipts          []ReceiptSnapshot `json:"receipts,omitempty"`
+}
+
+// ReceiptSnapshot is one provider receipt already recorded on a delivery
+// (kept so that a duplicate callback stays a no-op after a restore).
+type ReceiptSnapshot struct {
+	Outcome           ReceiptOutcome `json:"outcome"`
+	ProviderMessageID string         `json:"provider_message_id,omitempty"`
+	Reason            string         `json:"reason,omitempty"`
+}
+
+// Snapshot returns n's state as plain data that shares no memory with n.
+func (n Notification) Snapshot() NotificationSnapshot {
+	s := NotificationSnapshot{
+		ID: n.id, Exists: n.exists, Request: n.request.clone(), IdempotencyKey: n.idempotencyKey,
+		RequestedAt: n.requestedAt, Version: n.version, Planned: n.planned, Cancelled: n.cancelled,
+		Expired: n.expired, Status: n.status,
+	}
+	for _, d := range n.deliveries {
+		ds := DeliverySnapshot{
+			ID: d.id, Channel: d.channel, Address: d.address, Status: d.status, Attempts: d.attempts,
+			AttemptOpen: d.attemptOpen, LastError: d.lastError, ProviderMessageID: d.providerMessageID,
+			NextAttemptAt: d.nextAttemptAt, Repeats: d.repeats, SuppressionReason: d.suppressionReason,
+		}
+		for _, r := range d.receipts {
+			ds.Receipts = append(ds.Receipts, ReceiptSnapshot{Outcome: r.outcome, ProviderMessageID: r.providerMessageID, Reason: r.reason})
+		}
+		s.Deliveries = append(s.Deliveries, ds)
+	}
+	return s
+}
+
+// RestoreNotification rebuilds the Notification a snapshot was taken of.
+func RestoreNotification(s NotificationSnapshot) Notification {
+	n := Notification{
+		id: s.ID, exists: s.Exists, request: s.Request.clone(), idempotencyKey: s.IdempotencyKey,
+		requestedAt: s.RequestedAt, version: s.Version, planned: s.Planned, cancelled: s.Cancelled,
+		expired: s.Expired, status: s.Status,
+	}
+	for _, ds := range s.Deliveries {
+		d := Delivery{
+			id: ds.ID, channel: ds.Channel, address: ds.Address, status: ds.Status, attempts: ds.Attempts,
+			attemptOpen: ds.AttemptOpen, lastError: ds.LastError, providerMessageID: ds.ProviderMessageID,
+			nextAttemptAt: ds.NextAttemptAt, repeats: ds.Repeats, suppressionReason: ds.SuppressionReason,
+		}
+		for _, r := range ds.Receipts {
+			d.receipts = append(d.receipts, receiptKey{outcome: r.Outcome, providerMessageID: r.ProviderMessageID, reason: r.Reason})
+		}
+		n.deliveries = append(n.deliveries, d)
+	}
+	n.deliveries = slices.Clip(n.deliveries)
+	return n
+}

@@ -1,0 +1,135 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"herald/infra/eventstore"
+)
+
+// parallelReadMin is the smallest ReadAll page that is split in two and read
+// on two connections at once.
+const parallelReadMin = 1024
+
+// ReadAll implements eventstore.Store.
+//
+// Positions have no holes (see Store), so the page (after, after+limit] can
+// be cut by position into two halves read concurrently; if the first half
+// ever came back short while the second did not, holes would exist after all
+// and the page is read again in one piece.
+func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, limit int) ([]eventstore.RecordedEvent, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	if limit < parallelReadMin {
+		evs, err := s.readRange(ctx, after, limit)
+		if err != nil {
+			return nil, fmt.Errorf("read $all: %w", err)
+		}
+		return evs, nil
+	}
+	half := limit / 2
+	var (
+		second    []eventstore.RecordedEvent
+		secondErr error
+		done      = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		second, secondErr = s.readRange(ctx, after+eventstore.Position(half), limit-half)
+	}()
+	first, firstErr := s.readRange(ctx, after, half)
+	<-done
+	if err := errors.Join(firstErr, secondErr); err != nil {
+		return nil, fmt.Errorf("read $all: %w", err)
+	}
+	if len(first) < half && len(second) > 0 {
+		evs, err := s.readRange(ctx, after, limit)
+		if err != nil {
+			return nil, fmt.Errorf("read $all: %w", err)
+		}
+		return evs, nil
+	}
+	return append(first, second...), nil
+}
+
+// readRange reads up to limit events after position after. It works on the
+// driver connection directly: database/sql's Scan would copy every value a
+// second time, and reads are what projection rebuilds spend their time on.
+func (s *Store) readRange(ctx context.Context, after eventstore.Position, limit int) ([]eventstore.RecordedEvent, error) {
+	conn, err := s.readDB.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	var evs []eventstore.RecordedEvent
+	err = conn.Raw(func(dc any) error {
+		q, ok := dc.(driver.QueryerContext)
+		if !ok {
+			return errors.New("driver connection cannot query")
+		}
+		rows, err := q.QueryContext(ctx, `SELECT `+selectColumns+` FROM events
+			WHERE position > ? ORDER BY position LIMIT ?`,
+			[]driver.NamedValue{{Ordinal: 1, Value: int64(after)}, {Ordinal: 2, Value: int64(limit)}})
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		evs, err = readRows(rows, limit)
+		return err
+	})
+	return evs, err
+}
+
+// readRows converts driver rows of selectColumns into events. The values a
+// driver hands out from Next are fresh for each row (both drivers this
+// package builds with allocate them), so they are kept without a copy.
+func readRows(rows driver.Rows, capHint int) ([]eventstore.RecordedEvent, error) {
+	evs := make([]eventstore.RecordedEvent, 0, min(capHint, 4096))
+	dest := make([]driver.Value, 6)
+	for {
+		if err := rows.Next(dest); err != nil {
+			if errors.Is(err, io.EOF) {
+				return evs, nil
+			}
+			return nil, err
+		}
+		var e eventstore.RecordedEvent
+		pos, ok1 := dest[0].(int64)
+		ver, ok2 := dest[2].(int64)
+		at, ok3 := dest[3].(int64)
+		if !ok1 || !ok2 || !ok3 {
+			return nil, fmt.Errorf("unexpected column types %T %T %T", dest[0], dest[2], dest[3])
+		}
+		e.Position, e.Version = eventstore.Position(pos), uint64(ver)
+		e.RecordedAt = time.Unix(0, at).UTC()
+		e.Stream = textValue(dest[1])
+		if err := decodeEnvelope(textValue(dest[4]), &e); err != nil {
+			return nil, err
+		}
+		switch d := dest[5].(type) {
+		case []byte:
+			e.Data = d
+		case string:
+			e.Data = []byte(d)
+		default:
+			return nil, fmt.Errorf("event %d: data of type %T", pos, dest[5])
+		}
+		evs = append(evs, e)
+	}
+}
+
+func textValue(v driver.Value) string {
+	switch t := v.(type) {
+	case string:
+		return t
+	case []byte:
+		return string(t)
+	default:
+		return ""
+	}
+}
