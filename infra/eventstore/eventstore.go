@@ -85,8 +85,9 @@ type Metadata struct {
 }
 
 // EventData is an event to append. ID must be unique across the whole log
-// (a UUIDv7 string, chosen by the caller so that a retried append can be
-// recognised); Data is a JSON document.
+// (a UUIDv7 string chosen by the caller). Engines do not deduplicate by ID:
+// a retried append is made safe by its expected version, not by its IDs.
+// Data is a JSON document.
 type EventData struct {
 	ID            string
 	Type          string

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"herald/infra/eventstore"
@@ -22,10 +23,11 @@ const parallelReadMin = 1024
 // ever came back short while the second did not, holes would exist after all
 // and the page is read again in one piece.
 func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, limit int) ([]eventstore.RecordedEvent, error) {
-	if limit <= 0 {
+	if limit <= 0 || after >= math.MaxInt64 {
+		// Positions are SQLite's signed 64-bit rowids: none lies beyond.
 		return nil, nil
 	}
-	if limit < parallelReadMin {
+	if limit < parallelReadMin || uint64(after) > math.MaxInt64-uint64(limit) {
 		evs, err := s.readRange(ctx, after, limit)
 		if err != nil {
 			return nil, fmt.Errorf("read $all: %w", err)

@@ -5,11 +5,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"herald/infra/eventstore"
 )
@@ -131,10 +133,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open event log: %w", err)
 	}
 	s.writer = w
-	go func() {
-		defer close(s.writerEnd)
-		w.run(s.closing)
-	}()
+	if err := w.start(s.closing, s.writerEnd); err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("open event log: %w", err)
+	}
 	return s, nil
 }
 
@@ -196,8 +198,8 @@ func (s *Store) AppendMany(ctx context.Context, reqs []eventstore.AppendRequest)
 		return p.results, p.errs
 	}
 	for i, r := range reqs {
-		if r.Stream == "" {
-			p.errs[i] = fmt.Errorf("%w: empty stream name", eventstore.ErrInvalidEvent)
+		if err := checkStreamName(r.Stream); err != nil {
+			p.errs[i] = err
 			continue
 		}
 		for j := range r.Events {
@@ -247,8 +249,12 @@ func (s *Store) ReadStream(ctx context.Context, stream string, after uint64, lim
 	if limit <= 0 {
 		return nil, nil
 	}
+	if after > math.MaxInt64 {
+		// SQLite integers are signed 64-bit: nothing can be stored there.
+		after = math.MaxInt64
+	}
 	rows, err := s.readDB.QueryContext(ctx, `SELECT `+selectColumns+` FROM events
-		WHERE stream = ? AND version > ? ORDER BY version LIMIT ?`, stream, after, limit)
+		WHERE stream = ? AND version > ? ORDER BY version LIMIT ?`, stream, int64(after), limit)
 	if err != nil {
 		return nil, fmt.Errorf("read stream %s: %w", stream, err)
 	}
@@ -299,4 +305,22 @@ func scanEvents(rows *sql.Rows, capHint int) ([]eventstore.RecordedEvent, error)
 		evs = append(evs, e)
 	}
 	return evs, rows.Err()
+}
+
+// maxStreamName bounds stream names; Herald's own are under 100 bytes.
+const maxStreamName = 1024
+
+// checkStreamName refuses names the log cannot hold faithfully: empty, too
+// long, or not UTF-8 (SQLite TEXT and the JSON used to look streams up
+// would silently change such bytes, making two names one).
+func checkStreamName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty stream name", eventstore.ErrInvalidEvent)
+	case len(name) > maxStreamName:
+		return fmt.Errorf("%w: stream name longer than %d bytes", eventstore.ErrInvalidEvent, maxStreamName)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("%w: stream name %q is not UTF-8", eventstore.ErrInvalidEvent, name)
+	}
+	return nil
 }

@@ -3,9 +3,11 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -46,10 +48,14 @@ type writer struct {
 	conn  *sql.Conn
 	queue chan *pending
 
-	inserts     []*sql.Stmt // inserts[k] writes 1<<k rows
-	streamVers  *sql.Stmt
-	head        *sql.Stmt
-	dataVersion *sql.Stmt
+	// Statements prepared on the driver connection itself: the writer runs
+	// inside sql.Conn.Raw for its whole life, which spares every statement
+	// database/sql's locking and argument conversion.
+	begin, commitStmt, rollback driver.Stmt
+	inserts                     []driver.Stmt // inserts[k] writes 1<<k rows
+	streamVers                  driver.Stmt
+	head                        driver.Stmt
+	dataVersion                 driver.Stmt
 
 	// versions caches stream versions so that most appends need no lookup.
 	// It is only trusted while no other process has written to the file
@@ -63,8 +69,8 @@ type writer struct {
 	queuedAtRelease int
 	avgCommit       time.Duration
 
-	rows []row // reused between batches
-	args []any // reused between batches
+	rows []row               // reused between batches
+	args []driver.NamedValue // reused between batches
 }
 
 func newWriter(ctx context.Context, s *Store) (*writer, error) {
@@ -77,15 +83,50 @@ func newWriter(ctx context.Context, s *Store) (*writer, error) {
 	// right after a commit lets the next transaction restart the WAL from
 	// its beginning, so commits overwrite blocks the file already has and
 	// fdatasync need not journal a change of file size.
-	w := &writer{s: s, conn: conn, queue: make(chan *pending, 1024), versions: make(map[string]uint64), lastDataVer: -1}
-	prep := func(q string) *sql.Stmt {
+	return &writer{s: s, conn: conn, queue: make(chan *pending, 1024), versions: make(map[string]uint64), lastDataVer: -1}, nil
+}
+
+// start runs the writer on its driver connection until closing is closed.
+// It returns once the statements are prepared, with the error if they
+// could not be.
+func (w *writer) start(closing <-chan struct{}, ended chan<- struct{}) error {
+	prepared := make(chan error, 1)
+	go func() {
+		defer close(ended)
+		err := w.conn.Raw(func(dc any) error {
+			if err := w.prepare(dc); err != nil {
+				prepared <- err
+				return err
+			}
+			prepared <- nil
+			w.run(closing)
+			return nil
+		})
+		if err != nil {
+			return
+		}
+	}()
+	return <-prepared
+}
+
+func (w *writer) prepare(dc any) error {
+	pc, ok := dc.(driver.ConnPrepareContext)
+	if !ok {
+		return errors.New("prepare writer: driver cannot prepare with a context")
+	}
+	ctx := context.Background() // preparing is local CPU work
+	var err error
+	prep := func(q string) driver.Stmt {
 		if err != nil {
 			return nil
 		}
-		var st *sql.Stmt
-		st, err = conn.PrepareContext(ctx, q)
+		var st driver.Stmt
+		st, err = pc.PrepareContext(ctx, q)
 		return st
 	}
+	w.begin = prep("BEGIN IMMEDIATE")
+	w.commitStmt = prep("COMMIT")
+	w.rollback = prep("ROLLBACK")
 	for k := 0; k <= maxInsertShift; k++ {
 		w.inserts = append(w.inserts, prep(insertStatement(1<<k)))
 	}
@@ -94,10 +135,18 @@ func newWriter(ctx context.Context, s *Store) (*writer, error) {
 	w.head = prep(`SELECT COALESCE(MAX(position), 0) FROM events`)
 	w.dataVersion = prep(`PRAGMA data_version`)
 	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("prepare writer: %w", err)
+		w.closeStmts()
+		return fmt.Errorf("prepare writer: %w", err)
 	}
-	return w, nil
+	return nil
+}
+
+func (w *writer) closeStmts() {
+	for _, st := range append(w.inserts, w.begin, w.commitStmt, w.rollback, w.streamVers, w.head, w.dataVersion) {
+		if st != nil {
+			st.Close()
+		}
+	}
 }
 
 // maxInsertShift makes the largest INSERT 64 rows (384 parameters).
@@ -115,13 +164,29 @@ func insertStatement(rows int) string {
 	return b.String()
 }
 
-func (w *writer) close() error {
-	for _, st := range append(w.inserts, w.streamVers, w.head, w.dataVersion) {
-		if st != nil {
-			st.Close()
-		}
+func (w *writer) close() error { return w.conn.Close() }
+
+func exec(ctx context.Context, st driver.Stmt, args ...driver.NamedValue) error {
+	_, err := st.(driver.StmtExecContext).ExecContext(ctx, args)
+	return err
+}
+
+// queryInt64 runs a one-row, one-column query.
+func queryInt64(ctx context.Context, st driver.Stmt) (int64, error) {
+	rows, err := st.(driver.StmtQueryContext).QueryContext(ctx, nil)
+	if err != nil {
+		return 0, err
 	}
-	return w.conn.Close()
+	defer rows.Close()
+	dest := make([]driver.Value, 1)
+	if err := rows.Next(dest); err != nil {
+		return 0, err
+	}
+	v, ok := dest[0].(int64)
+	if !ok {
+		return 0, fmt.Errorf("want an integer, got %T", dest[0])
+	}
+	return v, nil
 }
 
 // run serves the queue until closing is closed, then drains what is queued.
@@ -139,6 +204,7 @@ func (w *writer) run(closing <-chan struct{}) {
 				case p := <-w.queue:
 					w.commit(append(batch[:0], p))
 				default:
+					w.closeStmts()
 					return
 				}
 			}
@@ -221,30 +287,31 @@ func (w *writer) commit(batch []*pending) {
 
 func (w *writer) write(live []*pending) (err error) {
 	ctx := context.Background() // a group commit must not be cut short by one caller
-	if _, err := w.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+	if err := exec(ctx, w.begin); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	committed := false
 	defer func() {
 		if !committed {
-			_, rbErr := w.conn.ExecContext(ctx, "ROLLBACK")
+			rbErr := exec(ctx, w.rollback)
 			err = errors.Join(err, rbErr)
 		}
 	}()
 
 	// Another process may have written since our last commit: then the
 	// cached versions are stale.
-	var dv int64
-	if err := w.dataVersion.QueryRowContext(ctx).Scan(&dv); err != nil {
+	dv, err := queryInt64(ctx, w.dataVersion)
+	if err != nil {
 		return fmt.Errorf("data_version: %w", err)
 	}
 	if dv != w.lastDataVer {
 		clear(w.versions)
 	}
-	var head uint64
-	if err := w.head.QueryRowContext(ctx).Scan(&head); err != nil {
+	h, err := queryInt64(ctx, w.head)
+	if err != nil {
 		return fmt.Errorf("head: %w", err)
 	}
+	head := uint64(h)
 	// Versions this transaction moves to are staged and reach the cache
 	// only once the commit succeeds.
 	staged, err := w.lookupVersions(ctx, live)
@@ -278,7 +345,7 @@ func (w *writer) write(live []*pending) (err error) {
 	if err := w.insertRows(ctx, now); err != nil {
 		return err
 	}
-	if _, err := w.conn.ExecContext(ctx, "COMMIT"); err != nil {
+	if err := exec(ctx, w.commitStmt); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	committed = true
@@ -321,25 +388,25 @@ func (w *writer) lookupVersions(ctx context.Context, live []*pending) (map[strin
 	if err != nil {
 		return nil, fmt.Errorf("stream versions: %w", err)
 	}
-	rows, err := w.streamVers.QueryContext(ctx, string(list))
+	rows, err := w.streamVers.(driver.StmtQueryContext).QueryContext(ctx, []driver.NamedValue{{Ordinal: 1, Value: string(list)}})
 	if err != nil {
 		return nil, fmt.Errorf("stream versions: %w", err)
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var (
-			stream string
-			v      uint64
-		)
-		if err := rows.Scan(&stream, &v); err != nil {
+	dest := make([]driver.Value, 2)
+	for {
+		if err := rows.Next(dest); err != nil {
+			if errors.Is(err, io.EOF) {
+				return staged, nil
+			}
 			return nil, fmt.Errorf("stream versions: %w", err)
 		}
-		staged[stream] = v
+		v, ok := dest[1].(int64)
+		if !ok {
+			return nil, fmt.Errorf("stream versions: version of type %T", dest[1])
+		}
+		staged[textValue(dest[0])] = uint64(v)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("stream versions: %w", err)
-	}
-	return staged, nil
 }
 
 // row is one event ready to insert.
@@ -367,12 +434,17 @@ func (w *writer) insertRows(ctx context.Context, now int64) error {
 			if len(data) == 0 {
 				data = []byte("null")
 			}
-			// int64, string and []byte are driver.Values as they are; uint64 would
-			// go through database/sql's reflection-based conversion.
-			args = append(args, int64(r.position), r.stream, int64(r.version), now, encodeEnvelope(r.event), data)
+			o := len(args)
+			args = append(args,
+				driver.NamedValue{Ordinal: o + 1, Value: int64(r.position)},
+				driver.NamedValue{Ordinal: o + 2, Value: r.stream},
+				driver.NamedValue{Ordinal: o + 3, Value: int64(r.version)},
+				driver.NamedValue{Ordinal: o + 4, Value: now},
+				driver.NamedValue{Ordinal: o + 5, Value: encodeEnvelope(r.event)},
+				driver.NamedValue{Ordinal: o + 6, Value: data})
 		}
 		w.args = args
-		if _, err := w.inserts[k].ExecContext(ctx, args...); err != nil {
+		if err := exec(ctx, w.inserts[k], args...); err != nil {
 			return fmt.Errorf("insert: %w", err)
 		}
 		rows = rows[n:]
