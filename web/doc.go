@@ -20,3 +20,11 @@ func Handler() http.Handler {
 	}
 	return http.FileServerFS(sub)
 }
+
+//go:embed openapi.json
+var openAPI []byte
+
+// OpenAPI returns the OpenAPI 3.1 document of the whole HTTP API. A test in
+// cmd/herald keeps it true: every route the server serves is in it, and
+// every path in it is served.
+func OpenAPI() []byte { return openAPI }

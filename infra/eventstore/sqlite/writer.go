@@ -219,6 +219,7 @@ func (w *writer) run(closing <-chan struct{}) {
 		// never waits long.
 		expected := w.lastReleased + w.queuedAtRelease
 		var deadline time.Time
+		spins := 0
 		for n < w.s.opts.MaxBatchEvents {
 			select {
 			case p := <-w.queue:
@@ -230,9 +231,12 @@ func (w *writer) run(closing <-chan struct{}) {
 			if len(batch) >= expected {
 				break
 			}
+			// Go timers are too coarse (about 1 ms) for a wait this short,
+			// so the writer yields to the callers it is waiting for and
+			// looks at the clock every few turns.
 			if deadline.IsZero() {
 				deadline = time.Now().Add(w.commitDelay())
-			} else if time.Now().After(deadline) {
+			} else if spins++; spins%8 == 0 && time.Now().After(deadline) {
 				break
 			}
 			runtime.Gosched()
