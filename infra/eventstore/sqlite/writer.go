@@ -51,11 +51,11 @@ type writer struct {
 	// Statements prepared on the driver connection itself: the writer runs
 	// inside sql.Conn.Raw for its whole life, which spares every statement
 	// database/sql's locking and argument conversion.
-	begin, commitStmt, rollback driver.Stmt
-	inserts                     []driver.Stmt // inserts[k] writes 1<<k rows
-	streamVers                  driver.Stmt
-	head                        driver.Stmt
-	dataVersion                 driver.Stmt
+	beginStmt, commitStmt, rollbackStmt driver.Stmt
+	inserts                             []driver.Stmt // inserts[k] writes 1<<k rows
+	streamVers                          driver.Stmt
+	head                                driver.Stmt
+	dataVersion                         driver.Stmt
 
 	// versions caches stream versions so that most appends need no lookup.
 	// It is only trusted while no other process has written to the file
@@ -124,9 +124,9 @@ func (w *writer) prepare(dc any) error {
 		st, err = pc.PrepareContext(ctx, q)
 		return st
 	}
-	w.begin = prep("BEGIN IMMEDIATE")
+	w.beginStmt = prep("BEGIN IMMEDIATE")
 	w.commitStmt = prep("COMMIT")
-	w.rollback = prep("ROLLBACK")
+	w.rollbackStmt = prep("ROLLBACK")
 	for k := 0; k <= maxInsertShift; k++ {
 		w.inserts = append(w.inserts, prep(insertStatement(1<<k)))
 	}
@@ -142,7 +142,7 @@ func (w *writer) prepare(dc any) error {
 }
 
 func (w *writer) closeStmts() {
-	for _, st := range append(w.inserts, w.begin, w.commitStmt, w.rollback, w.streamVers, w.head, w.dataVersion) {
+	for _, st := range append(w.inserts, w.beginStmt, w.commitStmt, w.rollbackStmt, w.streamVers, w.head, w.dataVersion) {
 		if st != nil {
 			st.Close()
 		}
@@ -191,7 +191,6 @@ func queryInt64(ctx context.Context, st driver.Stmt) (int64, error) {
 
 // run serves the queue until closing is closed, then drains what is queued.
 func (w *writer) run(closing <-chan struct{}) {
-	batch := make([]*pending, 0, 256)
 	for {
 		var first *pending
 		select {
@@ -202,77 +201,84 @@ func (w *writer) run(closing <-chan struct{}) {
 			for {
 				select {
 				case p := <-w.queue:
-					w.commit(append(batch[:0], p))
+					w.group(p)
 				default:
 					w.closeStmts()
 					return
 				}
 			}
 		}
-		batch = append(batch[:0], first)
-		n := first.events()
-		// Callers released by the last commit usually come straight back.
-		// Waiting a moment for them merges what would otherwise settle
-		// into two half-size groups taking turns, which doubles the fsyncs
-		// per append. The wait ends as soon as they are all back, and is
-		// bounded by a fraction of a commit's duration so a lone caller
-		// never waits long.
-		expected := w.lastReleased + w.queuedAtRelease
-		var deadline time.Time
-		spins := 0
+		w.group(first)
+	}
+}
+
+// group runs one transaction. It opens it for the first caller, then keeps
+// writing the appends of callers as they arrive — so that the work of
+// checking and inserting overlaps with waiting for them — and commits once
+// all the callers expected are in, the batch is full, or the wait is over.
+//
+// Callers released by the last commit usually come straight back. Waiting
+// a moment for them merges what would otherwise settle into two half-size
+// groups taking turns, which doubles the fsyncs per append. The wait ends as
+// soon as they are all back, and is bounded by a fraction of a commit's
+// duration, so a lone caller never waits long.
+func (w *writer) group(first *pending) {
+	ctx := context.Background() // a group commit must not be cut short by one caller
+	start := time.Now()
+	expected := w.lastReleased + w.queuedAtRelease
+	g := &txGroup{staged: make(map[string]uint64)}
+	received := 1
+	n := first.events()
+	err := w.beginTx(ctx, g)
+	if err == nil {
+		err = w.add(ctx, g, []*pending{first})
+	}
+	var (
+		deadline time.Time
+		spins    int
+		arrivals []*pending
+	)
+	for err == nil && n < w.s.opts.MaxBatchEvents {
+		arrivals = arrivals[:0]
+	drain:
 		for n < w.s.opts.MaxBatchEvents {
 			select {
 			case p := <-w.queue:
-				batch = append(batch, p)
+				arrivals = append(arrivals, p)
 				n += p.events()
-				continue
 			default:
+				break drain
 			}
-			if len(batch) >= expected {
-				break
-			}
-			// Go timers are too coarse (about 1 ms) for a wait this short,
-			// so the writer yields to the callers it is waiting for and
-			// looks at the clock every few turns.
-			if deadline.IsZero() {
-				deadline = time.Now().Add(w.commitDelay())
-			} else if spins++; spins%8 == 0 && time.Now().After(deadline) {
-				break
-			}
-			runtime.Gosched()
 		}
-		w.commit(batch)
-		w.lastReleased = len(batch)
-		w.queuedAtRelease = len(w.queue)
-	}
-}
-
-// commitDelay bounds how long a group waits for more callers: half of the
-// recent commit time, at most MaxCommitDelay.
-func (w *writer) commitDelay() time.Duration {
-	return min(w.avgCommit/2, w.s.opts.MaxCommitDelay)
-}
-
-// commit writes one group of appends in one transaction.
-func (w *writer) commit(batch []*pending) {
-	live := batch[:0:0]
-	for _, p := range batch {
-		if p.state.CompareAndSwap(pendingQueued, pendingTaken) {
-			live = append(live, p)
+		if len(arrivals) > 0 {
+			received += len(arrivals)
+			err = w.add(ctx, g, arrivals)
+			continue
 		}
+		if received >= expected {
+			break
+		}
+		// Go timers are too coarse (about 1 ms) for a wait this short,
+		// so the writer yields to the callers it is waiting for and looks
+		// at the clock every few turns.
+		if deadline.IsZero() {
+			deadline = time.Now().Add(w.commitDelay())
+		} else if spins++; spins%8 == 0 && time.Now().After(deadline) {
+			break
+		}
+		runtime.Gosched()
 	}
-	if len(live) == 0 {
-		return
+	if err == nil {
+		err = w.commitTx(ctx, g)
+	} else if g.open {
+		err = errors.Join(err, exec(ctx, w.rollbackStmt))
 	}
-	start := time.Now()
-	err := w.write(live)
-	w.avgCommit += (time.Since(start) - w.avgCommit) / 8
 	if err != nil {
-		// The transaction is gone: nothing of this batch was written and
+		// The transaction is gone: nothing of this group was written and
 		// the version cache may hold versions that never committed.
 		clear(w.versions)
 		w.lastDataVer = -1
-		for _, p := range live {
+		for _, p := range g.live {
 			for i := range p.reqs {
 				if p.errs[i] == nil {
 					p.errs[i] = fmt.Errorf("append to %s: %w", p.reqs[i].Stream, err)
@@ -281,27 +287,37 @@ func (w *writer) commit(batch []*pending) {
 			}
 		}
 	}
-	for _, p := range live {
+	for _, p := range g.live {
 		close(p.done)
 	}
-	if err == nil {
+	if err == nil && len(g.live) > 0 {
 		w.s.wake()
 	}
+	w.avgCommit += (time.Since(start) - w.avgCommit) / 8
+	w.lastReleased = received
+	w.queuedAtRelease = len(w.queue)
 }
 
-func (w *writer) write(live []*pending) (err error) {
-	ctx := context.Background() // a group commit must not be cut short by one caller
-	if err := exec(ctx, w.begin); err != nil {
+// commitDelay bounds how long a group waits for more callers: half of the
+// recent group time, at most MaxCommitDelay.
+func (w *writer) commitDelay() time.Duration {
+	return min(w.avgCommit/2, w.s.opts.MaxCommitDelay)
+}
+
+// txGroup is the transaction being filled.
+type txGroup struct {
+	open   bool
+	live   []*pending        // callers whose appends this transaction decides
+	staged map[string]uint64 // stream versions as this transaction leaves them
+	head   uint64            // last position written
+	dv     int64             // data_version when the transaction began
+}
+
+func (w *writer) beginTx(ctx context.Context, g *txGroup) error {
+	if err := exec(ctx, w.beginStmt); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			rbErr := exec(ctx, w.rollback)
-			err = errors.Join(err, rbErr)
-		}
-	}()
-
+	g.open = true
 	// Another process may have written since our last commit: then the
 	// cached versions are stale.
 	dv, err := queryInt64(ctx, w.dataVersion)
@@ -311,25 +327,38 @@ func (w *writer) write(live []*pending) (err error) {
 	if dv != w.lastDataVer {
 		clear(w.versions)
 	}
+	g.dv = dv
 	h, err := queryInt64(ctx, w.head)
 	if err != nil {
 		return fmt.Errorf("head: %w", err)
 	}
-	head := uint64(h)
-	// Versions this transaction moves to are staged and reach the cache
-	// only once the commit succeeds.
-	staged, err := w.lookupVersions(ctx, live)
-	if err != nil {
+	g.head = uint64(h)
+	return nil
+}
+
+// add decides and writes the appends of newly arrived callers. Callers that
+// gave up before the writer reached them are left out.
+func (w *writer) add(ctx context.Context, g *txGroup, arrivals []*pending) error {
+	from := len(g.live)
+	for _, p := range arrivals {
+		if p.state.CompareAndSwap(pendingQueued, pendingTaken) {
+			g.live = append(g.live, p)
+		}
+	}
+	added := g.live[from:]
+	if len(added) == 0 {
+		return nil
+	}
+	if err := w.lookupVersions(ctx, g, added); err != nil {
 		return err
 	}
-	now := time.Now().UnixNano()
 	w.rows = w.rows[:0]
-	for _, p := range live {
+	for _, p := range added {
 		for i, r := range p.reqs {
 			if p.errs[i] != nil {
 				continue
 			}
-			cur, ok := staged[r.Stream]
+			cur, ok := g.staged[r.Stream]
 			if !ok {
 				cur = w.versions[r.Stream]
 			}
@@ -338,78 +367,77 @@ func (w *writer) write(live []*pending) (err error) {
 				continue
 			}
 			for j := range r.Events {
-				head++
+				g.head++
 				cur++
-				w.rows = append(w.rows, row{position: head, stream: r.Stream, version: cur, event: &r.Events[j]})
+				w.rows = append(w.rows, row{position: g.head, stream: r.Stream, version: cur, event: &r.Events[j]})
 			}
-			staged[r.Stream] = cur
-			p.results[i] = eventstore.AppendResult{Version: cur, Position: eventstore.Position(head)}
+			g.staged[r.Stream] = cur
+			p.results[i] = eventstore.AppendResult{Version: cur, Position: eventstore.Position(g.head)}
 		}
 	}
-	if err := w.insertRows(ctx, now); err != nil {
-		return err
-	}
+	return w.insertRows(ctx, time.Now().UnixNano())
+}
+
+func (w *writer) commitTx(ctx context.Context, g *txGroup) error {
 	if err := exec(ctx, w.commitStmt); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return errors.Join(fmt.Errorf("commit: %w", err), exec(ctx, w.rollbackStmt))
 	}
-	committed = true
 	// Our own commits do not change our connection's data_version, and no
 	// one else could write while we held the lock.
-	w.lastDataVer = dv
-	if len(w.versions)+len(staged) > w.s.opts.StreamCacheSize {
+	w.lastDataVer = g.dv
+	if len(w.versions)+len(g.staged) > w.s.opts.StreamCacheSize {
 		clear(w.versions)
 	}
-	for k, v := range staged {
+	for k, v := range g.staged {
 		w.versions[k] = v
 	}
 	return nil
 }
 
 // lookupVersions finds, in one query, the current version of every stream of
-// the batch that the cache does not know.
-func (w *writer) lookupVersions(ctx context.Context, live []*pending) (map[string]uint64, error) {
-	staged := make(map[string]uint64)
+// the added appends that neither the transaction nor the cache knows.
+func (w *writer) lookupVersions(ctx context.Context, g *txGroup, added []*pending) error {
 	var missing []string
-	for _, p := range live {
+	for _, p := range added {
 		for i, r := range p.reqs {
 			if p.errs[i] != nil {
+				continue
+			}
+			if _, ok := g.staged[r.Stream]; ok {
 				continue
 			}
 			if _, ok := w.versions[r.Stream]; ok {
 				continue
 			}
-			if _, ok := staged[r.Stream]; ok {
-				continue
-			}
-			staged[r.Stream] = 0
+			g.staged[r.Stream] = 0
 			missing = append(missing, r.Stream)
 		}
 	}
 	if len(missing) == 0 {
-		return staged, nil
+		return nil
 	}
 	list, err := json.Marshal(missing)
 	if err != nil {
-		return nil, fmt.Errorf("stream versions: %w", err)
+		return fmt.Errorf("stream versions: %w", err)
 	}
 	rows, err := w.streamVers.(driver.StmtQueryContext).QueryContext(ctx, []driver.NamedValue{{Ordinal: 1, Value: string(list)}})
 	if err != nil {
-		return nil, fmt.Errorf("stream versions: %w", err)
+		return fmt.Errorf("stream versions: %w", err)
 	}
 	defer rows.Close()
 	dest := make([]driver.Value, 2)
 	for {
 		if err := rows.Next(dest); err != nil {
 			if errors.Is(err, io.EOF) {
-				return staged, nil
+				return nil
 			}
-			return nil, fmt.Errorf("stream versions: %w", err)
+			return fmt.Errorf("stream versions: %w", err)
 		}
 		v, ok := dest[1].(int64)
 		if !ok {
-			return nil, fmt.Errorf("stream versions: version of type %T", dest[1])
+			return fmt.Errorf("stream versions: version of type %T", dest[1])
 		}
-		staged[textValue(dest[0])] = uint64(v)
+		g.staged[textValue(dest[0])] = uint64(v)
 	}
 }
 
