@@ -1,0 +1,127 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"herald/domain"
+	"herald/infra/eventstore"
+)
+
+// MaxConflictRetries is how many times a command reloads its stream and
+// decides again after another writer appended first. Each round lets at
+// least one competing writer through, so contention this deep is a sign of
+// a hot stream, reported as ErrContention rather than spinning.
+const MaxConflictRetries = 5
+
+// readPageSize is how many events a load reads per ReadStream call.
+const readPageSize = 256
+
+// decideFunc is one decision on a loaded state. Returning (nil, nil) means
+// nothing to append.
+type decideFunc func(state domain.Notification) ([]domain.Event, error)
+
+// executor runs the load → decide → append loop shared by every handler.
+type executor struct {
+	store eventstore.Store
+	newID func() string
+}
+
+// outcome is what an execution left behind.
+type outcome struct {
+	// State is the notification after the appended events (or as loaded
+	// when nothing was appended).
+	State domain.Notification
+	// Events are the events appended; empty for a no-op.
+	Events []domain.Event
+}
+
+// load rebuilds the notification from its stream, reading it in pages. A
+// stream that does not exist gives the zero Notification.
+func (x executor) load(ctx context.Context, id domain.NotificationID) (domain.Notification, error) {
+	stream := domain.NotificationStream(id)
+	var state domain.Notification
+	var after uint64
+	for {
+		recs, err := x.store.ReadStream(ctx, stream, after, readPageSize)
+		if errors.Is(err, eventstore.ErrStreamNotFound) {
+			return state, nil
+		}
+		if err != nil {
+			return domain.Notification{}, fmt.Errorf("load %s: %w", stream, err)
+		}
+		for _, rec := range recs {
+			e, err := domain.UnmarshalEvent(rec.Type, rec.Data)
+			if err != nil {
+				return domain.Notification{}, fmt.Errorf("load %s version %d: %w", stream, rec.Version, err)
+			}
+			state = domain.EvolveNotification(state, e)
+			after = rec.Version
+		}
+		if len(recs) < readPageSize {
+			return state, nil
+		}
+	}
+}
+
+// encode turns domain events into event store records with fresh UUIDv7
+// IDs and the command's metadata.
+func (x executor) encode(events []domain.Event, meta eventstore.Metadata) ([]eventstore.EventData, error) {
+	out := make([]eventstore.EventData, len(events))
+	for i, e := range events {
+		typ, data, err := domain.MarshalEvent(e)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = eventstore.EventData{
+			ID:            x.newID(),
+			Type:          typ,
+			SchemaVersion: domain.EventSchemaVersion,
+			Data:          data,
+			Metadata:      meta,
+		}
+	}
+	return out, nil
+}
+
+// execute loads the stream of id, decides, and appends the events expecting
+// the version it decided on. On a version conflict it reloads and decides
+// again, at most MaxConflictRetries times, then gives up with ErrContention.
+// Decision errors are returned as they are (wrapping domain sentinels).
+func (x executor) execute(ctx context.Context, id domain.NotificationID, meta eventstore.Metadata, decide decideFunc) (outcome, error) {
+	stream := domain.NotificationStream(id)
+	for attempt := 0; ; attempt++ {
+		state, err := x.load(ctx, id)
+		if err != nil {
+			return outcome{}, err
+		}
+		events, err := decide(state)
+		if err != nil {
+			return outcome{State: state}, err
+		}
+		if len(events) == 0 {
+			return outcome{State: state}, nil
+		}
+		data, err := x.encode(events, meta)
+		if err != nil {
+			return outcome{}, fmt.Errorf("encode for %s: %w", stream, err)
+		}
+		_, err = x.store.Append(ctx, stream, eventstore.Exactly(uint64(state.Version())), data...)
+		switch {
+		case err == nil:
+			return outcome{State: evolveAll(state, events), Events: events}, nil
+		case !errors.Is(err, eventstore.ErrWrongExpectedVersion):
+			return outcome{}, fmt.Errorf("append to %s: %w", stream, err)
+		case attempt >= MaxConflictRetries:
+			return outcome{}, fmt.Errorf("append to %s: %w: %w", stream, ErrContention, err)
+		}
+	}
+}
+
+func evolveAll(state domain.Notification, events []domain.Event) domain.Notification {
+	for _, e := range events {
+		state = domain.EvolveNotification(state, e)
+	}
+	return state
+}

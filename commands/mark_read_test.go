@@ -1,0 +1,55 @@
+package commands_test
+
+import (
+	"net/http"
+	"testing"
+
+	"herald/domain"
+)
+
+func TestMarkReadInApp(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := e.postJSON(t, "/v1/notifications", `{"recipient":{"id":"user-7"},"channels":["inapp"],"content":{"body":"hello"}}`)
+	mustStatus(t, r, http.StatusAccepted)
+	id := r.Body["id"].(string)
+	readPath := "/v1/recipients/user-7/inbox/" + id + "/read"
+
+	// Not delivered yet: the read cannot be recorded.
+	mustProblem(t, e.postJSON(t, readPath, ``), http.StatusConflict, "conflict")
+
+	inapp := domain.NewDeliveryID(domain.ChannelInApp, 1)
+	e.advance(t, id,
+		domain.RecordAttempt{DeliveryID: inapp, Now: testNow},
+		domain.RecordSuccess{DeliveryID: inapp, Confirmed: true, Now: testNow})
+
+	r = e.postJSON(t, readPath, ``)
+	mustStatus(t, r, http.StatusOK)
+	if r.Body["changed"] != true || r.Body["delivery_id"] != string(inapp) {
+		t.Fatalf("first read: %s", r.Raw)
+	}
+	r = e.postJSON(t, readPath, ``)
+	mustStatus(t, r, http.StatusOK)
+	if r.Body["changed"] != false {
+		t.Fatalf("second read must change nothing: %s", r.Raw)
+	}
+	types := e.eventTypes(t, id)
+	if got := types[len(types)-1]; got != domain.TypeNotificationRead {
+		t.Fatalf("last event %s, want NotificationRead; all: %v", got, types)
+	}
+	count := 0
+	for _, typ := range types {
+		if typ == domain.TypeNotificationRead {
+			count++
+		}
+	}
+	if count != 1 {
+		t.Fatalf("%d NotificationRead events, want 1", count)
+	}
+
+	// Another recipient cannot read (or learn about) this item.
+	mustProblem(t, e.postJSON(t, "/v1/recipients/user-8/inbox/"+id+"/read", ``), http.StatusNotFound, "not-found")
+	// A notification without an in-app delivery.
+	email := e.sendEmail(t)
+	mustProblem(t, e.postJSON(t, "/v1/recipients/user-7/inbox/"+email+"/read", ``), http.StatusNotFound, "not-found")
+}

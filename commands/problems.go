@@ -1,0 +1,181 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"herald/domain"
+	"herald/infra/eventstore"
+)
+
+// ProblemTypeBase prefixes every problem type URI.
+const ProblemTypeBase = "https://herald.dev/problems/"
+
+// ProblemType is one entry of the catalogue of problems the command API
+// answers with. Name, and hence the type URI, is stable: clients branch on
+// it.
+type ProblemType struct {
+	Name   string
+	Status int
+	Title  string
+}
+
+// URI returns the problem's type URI.
+func (p ProblemType) URI() string { return ProblemTypeBase + p.Name }
+
+// The catalogue.
+var (
+	ProblemValidationFailed     = ProblemType{"validation-failed", http.StatusUnprocessableEntity, "The request is invalid"}
+	ProblemTooManyItems         = ProblemType{"too-many-items", http.StatusUnprocessableEntity, "The batch holds too many items"}
+	ProblemMalformedJSON        = ProblemType{"malformed-json", http.StatusBadRequest, "The body is not valid JSON for this request"}
+	ProblemUnknownField         = ProblemType{"unknown-field", http.StatusBadRequest, "The body has a field this request does not know"}
+	ProblemUnsupportedMediaType = ProblemType{"unsupported-media-type", http.StatusUnsupportedMediaType, "The body must be application/json"}
+	ProblemBodyTooLarge         = ProblemType{"body-too-large", http.StatusRequestEntityTooLarge, "The body is larger than allowed"}
+	ProblemIdempotencyConflict  = ProblemType{"idempotency-conflict", http.StatusConflict, "The Idempotency-Key was used with a different request"}
+	ProblemConflict             = ProblemType{"conflict", http.StatusConflict, "The notification's state does not allow this"}
+	ProblemNotFound             = ProblemType{"not-found", http.StatusNotFound, "Not found"}
+	ProblemMethodNotAllowed     = ProblemType{"method-not-allowed", http.StatusMethodNotAllowed, "Method not allowed"}
+	ProblemContention           = ProblemType{"contention", http.StatusServiceUnavailable, "The notification is changing too fast; try again"}
+	ProblemUnavailable          = ProblemType{"unavailable", http.StatusServiceUnavailable, "The service cannot take the request now"}
+	ProblemInternal             = ProblemType{"internal", http.StatusInternalServerError, "Internal error"}
+)
+
+// ProblemTypes returns the whole catalogue, for documentation (the OpenAPI
+// document) and tests. The slice is fresh on every call.
+func ProblemTypes() []ProblemType {
+	return []ProblemType{
+		ProblemValidationFailed, ProblemTooManyItems, ProblemMalformedJSON, ProblemUnknownField,
+		ProblemUnsupportedMediaType, ProblemBodyTooLarge, ProblemIdempotencyConflict, ProblemConflict,
+		ProblemNotFound, ProblemMethodNotAllowed, ProblemContention, ProblemUnavailable, ProblemInternal,
+	}
+}
+
+// Problem is an RFC 9457 problem details document.
+type Problem struct {
+	Type   string              `json:"type"`
+	Title  string              `json:"title"`
+	Status int                 `json:"status"`
+	Detail string              `json:"detail,omitempty"`
+	Errors []domain.FieldError `json:"errors,omitempty"`
+	// Items is set on a refused batch: the fate of every item.
+	Items []batchItemJSON `json:"items,omitempty"`
+}
+
+// HTTP-level errors, turned into problems by problemFor.
+var (
+	errUnsupportedMediaType = errors.New("content type must be application/json")
+	errBodyTooLarge         = errors.New("request body too large")
+	errRouteNotFound        = errors.New("no such route")
+	errMethodNotAllowed     = errors.New("method not allowed on this route")
+)
+
+// malformedJSONError is a body that does not parse.
+type malformedJSONError struct{ detail string }
+
+func (e *malformedJSONError) Error() string { return "malformed JSON: " + e.detail }
+
+// unknownFieldError is a body with a field the request type lacks.
+type unknownFieldError struct{ field string }
+
+func (e *unknownFieldError) Error() string { return fmt.Sprintf("unknown field %q", e.field) }
+
+// conflicts are the domain refusals that mean "not in this state".
+var conflicts = []error{
+	domain.ErrNotificationExists, domain.ErrNotificationCancelled, domain.ErrNotificationExpired,
+	domain.ErrNotificationFinished, domain.ErrAlreadyPlanned, domain.ErrNotDue,
+	domain.ErrDeliveryInFlight, domain.ErrDeliveryNotInFlight, domain.ErrDeliveryAlreadySucceeded,
+	domain.ErrDeliveryClosed, domain.ErrRetryNotDue, domain.ErrStaleAttempt, domain.ErrNotInApp,
+	domain.ErrDeliveryNotDelivered,
+}
+
+// problemFor is the one place where errors become HTTP statuses and problem
+// types. Only errors no input can cause (a failing disk, a bug) become 500.
+func problemFor(err error) Problem {
+	var (
+		ve   *domain.ValidationError
+		mbe  *http.MaxBytesError
+		mje  *malformedJSONError
+		ufe  *unknownFieldError
+		pt   ProblemType
+		flds []domain.FieldError
+	)
+	detail := err.Error()
+	switch {
+	case errors.As(err, &mbe), errors.Is(err, errBodyTooLarge):
+		pt = ProblemBodyTooLarge
+		if mbe != nil {
+			detail = fmt.Sprintf("the body must be at most %d bytes", mbe.Limit)
+		}
+	case errors.Is(err, errUnsupportedMediaType):
+		pt = ProblemUnsupportedMediaType
+	case errors.As(err, &ufe):
+		pt = ProblemUnknownField
+		flds = []domain.FieldError{{Field: ufe.field, Problem: "unknown field"}}
+	case errors.As(err, &mje):
+		pt = ProblemMalformedJSON
+	case errors.As(err, &ve):
+		pt, flds = ProblemValidationFailed, ve.Fields
+		detail = fmt.Sprintf("%d invalid field(s); see errors", len(ve.Fields))
+	case errors.Is(err, ErrTooManyItems):
+		pt = ProblemTooManyItems
+	case errors.Is(err, domain.ErrIdempotencyConflict):
+		pt = ProblemIdempotencyConflict
+		detail = "this Idempotency-Key was first used with a different request; use a new key for a new notification"
+	case errors.Is(err, domain.ErrNotificationNotFound), errors.Is(err, ErrUnknownChannel), errors.Is(err, errRouteNotFound):
+		pt = ProblemNotFound
+	case isConflict(err):
+		pt = ProblemConflict
+	case errors.Is(err, domain.ErrDeliveryNotFound):
+		pt = ProblemNotFound
+	case errors.Is(err, domain.ErrInvalidRequest), errors.Is(err, domain.ErrInvalidCommand),
+		errors.Is(err, domain.ErrInvalidChannel), errors.Is(err, domain.ErrInvalidReceiptOutcome),
+		errors.Is(err, domain.ErrInvalidPriority):
+		pt = ProblemValidationFailed
+	case errors.Is(err, errMethodNotAllowed):
+		pt = ProblemMethodNotAllowed
+	case errors.Is(err, ErrContention):
+		pt = ProblemContention
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, eventstore.ErrClosed):
+		pt = ProblemUnavailable
+	default:
+		pt = ProblemInternal
+		detail = "" // never leak internals
+	}
+	return Problem{Type: pt.URI(), Title: pt.Title, Status: pt.Status, Detail: detail, Errors: flds}
+}
+
+func isConflict(err error) bool {
+	for _, c := range conflicts {
+		if errors.Is(err, c) {
+			return true
+		}
+	}
+	return false
+}
+
+// writeProblem answers with p as application/problem+json.
+func writeProblem(w http.ResponseWriter, p Problem) {
+	if p.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSONAs(w, "application/problem+json", p.Status, p)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	writeJSONAs(w, "application/json", status, v)
+}
+
+func writeJSONAs(w http.ResponseWriter, contentType string, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		contentType, status = "application/problem+json", http.StatusInternalServerError
+		body = []byte(`{"type":"` + ProblemInternal.URI() + `","title":"Internal error","status":500}`)
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}

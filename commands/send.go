@@ -1,0 +1,171 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"herald/domain"
+	"herald/infra/eventstore"
+)
+
+// Send asks for one notification.
+type Send struct {
+	Origin
+	// Request is the notification as the client gave it.
+	Request domain.NotificationRequest
+	// IdempotencyKey, when not empty, decides the notification ID (scoped
+	// to Origin.Actor, see IdempotentNotificationID); a repeat with the same
+	// request returns the original.
+	IdempotencyKey string
+}
+
+// SendResult says where a Send landed.
+type SendResult struct {
+	ID     domain.NotificationID
+	Status domain.NotificationStatus
+	// Created is false when the request repeated an earlier one with the
+	// same Idempotency-Key: nothing was appended and ID is the original.
+	Created bool
+}
+
+// SendHandler handles Send. It is safe for concurrent use.
+type SendHandler struct {
+	x     executor
+	clock func() time.Time
+}
+
+// NewSendHandler returns a SendHandler, or an error naming every missing
+// dependency.
+func NewSendHandler(d Deps) (*SendHandler, error) {
+	if err := d.validate("new send handler"); err != nil {
+		return nil, err
+	}
+	return &SendHandler{x: executor{store: d.Store, newID: d.NewID}, clock: d.Clock}, nil
+}
+
+// Handle validates the request and appends NotificationRequested, followed,
+// unless the notification is scheduled for later, by its planned and
+// suppressed deliveries, all in one append expecting no stream. When the
+// stream exists already (an Idempotency-Key repeat) it returns the original
+// with Created false if the request is the same, and an error wrapping
+// domain.ErrIdempotencyConflict if it is not. An invalid request gives a
+// *domain.ValidationError and appends nothing.
+func (h *SendHandler) Handle(ctx context.Context, cmd Send) (SendResult, error) {
+	id, err := notificationIDFor(cmd.Actor, cmd.IdempotencyKey, h.x.newID)
+	if err != nil {
+		return SendResult{}, err
+	}
+	return h.send(ctx, id, cmd, h.clock())
+}
+
+func (h *SendHandler) send(ctx context.Context, id domain.NotificationID, cmd Send, now time.Time) (SendResult, error) {
+	// Optimistic create: almost every send names a new stream, so decide on
+	// the empty state and append expecting no stream, which saves reading
+	// the stream first. Only when it exists (an Idempotency-Key repeat) is
+	// it loaded and the request decided against what is there.
+	events, err := decideSend(domain.Notification{}, id, cmd.Request, cmd.IdempotencyKey, now)
+	if err != nil {
+		if cmd.IdempotencyKey != "" {
+			// A repeat is judged against the original, not revalidated:
+			// its expires_at may have passed since it was accepted.
+			return h.resolveExisting(ctx, id, cmd, now)
+		}
+		return SendResult{}, fmt.Errorf("send %s: %w", id, err)
+	}
+	data, err := h.x.encode(events, cmd.metadata(id))
+	if err != nil {
+		return SendResult{}, fmt.Errorf("send %s: encode: %w", id, err)
+	}
+	_, err = h.x.store.Append(ctx, domain.NotificationStream(id), eventstore.NoStream, data...)
+	switch {
+	case err == nil:
+		return SendResult{ID: id, Status: evolveAll(domain.Notification{}, events).Status(), Created: true}, nil
+	case !errors.Is(err, eventstore.ErrWrongExpectedVersion):
+		return SendResult{}, fmt.Errorf("send %s: append: %w", id, err)
+	}
+	return h.resolveExisting(ctx, id, cmd, now)
+}
+
+// resolveExisting decides a send against the stream already at its ID.
+func (h *SendHandler) resolveExisting(ctx context.Context, id domain.NotificationID, cmd Send, now time.Time) (SendResult, error) {
+	out, err := h.x.execute(ctx, id, cmd.metadata(id), func(state domain.Notification) ([]domain.Event, error) {
+		return decideSend(state, id, cmd.Request, cmd.IdempotencyKey, now)
+	})
+	if err != nil {
+		return SendResult{}, fmt.Errorf("send %s: %w", id, err)
+	}
+	return SendResult{ID: id, Status: out.State.Status(), Created: len(out.Events) > 0}, nil
+}
+
+// notificationIDFor derives the ID from the Idempotency-Key, or draws a
+// fresh one.
+func notificationIDFor(actor, key string, newID func() string) (domain.NotificationID, error) {
+	if key == "" {
+		return domain.NotificationID(newID()), nil
+	}
+	if !validIdempotencyKey(key) {
+		return "", &domain.ValidationError{Fields: []domain.FieldError{{
+			Field:   "Idempotency-Key",
+			Problem: fmt.Sprintf("must be 1 to %d printable ASCII characters", MaxIdempotencyKeyLen),
+		}}}
+	}
+	return IdempotentNotificationID(actor, key), nil
+}
+
+// decideSend decides a request and, when it is due now, its delivery plan,
+// so both land in one append: a notification is never accepted without the
+// plan a reader would expect next to it.
+func decideSend(state domain.Notification, id domain.NotificationID, req domain.NotificationRequest, key string, now time.Time) ([]domain.Event, error) {
+	events, err := domain.DecideNotification(state, domain.RequestNotification{
+		ID: id, Request: req, IdempotencyKey: key, Now: now,
+	})
+	if err != nil || len(events) == 0 {
+		return events, err
+	}
+	requested := evolveAll(state, events)
+	if at := requested.ScheduledAt(); !at.IsZero() && now.Before(at) {
+		// Planning a scheduled notification is the scheduler's job, at
+		// scheduled_at, when the recipient's addresses are current.
+		return events, nil
+	}
+	plans, suppressions := planFor(requested.Request())
+	planned, err := domain.DecideNotification(requested, domain.PlanDeliveries{
+		Plans: plans, Suppressions: suppressions, Now: now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return append(events, planned...), nil
+}
+
+// planFor resolves channels and addresses from the request alone (profiles,
+// preferences and quiet hours are not modelled yet).
+//
+// Channels named by the request are each planned to the recipient's address
+// for them, or suppressed with "no address for channel". An empty channel
+// list means every channel the recipient has an address for, except web
+// push: a push subscription is not something a request can show, so
+// implicit push to every recipient with an ID would be a surprise. A
+// recipient with only an ID therefore gets an in-app delivery.
+func planFor(req domain.NotificationRequest) ([]domain.DeliveryPlan, []domain.Suppression) {
+	channels := req.Channels
+	if len(channels) == 0 {
+		for _, ch := range req.Recipient.Channels() {
+			if ch != domain.ChannelWebPush {
+				channels = append(channels, ch)
+			}
+		}
+	}
+	var plans []domain.DeliveryPlan
+	var suppressions []domain.Suppression
+	for _, ch := range channels {
+		if addr := req.Recipient.Address(ch); addr != "" {
+			plans = append(plans, domain.DeliveryPlan{Channel: ch, Address: addr})
+		} else {
+			suppressions = append(suppressions, domain.Suppression{Channel: ch, Reason: "no address for channel"})
+		}
+	}
+	return plans, suppressions
+}

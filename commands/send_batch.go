@@ -1,0 +1,175 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"herald/domain"
+	"herald/infra/eventstore"
+)
+
+// MaxBatchItems is the most items one SendBatch may carry.
+const MaxBatchItems = 10_000
+
+// SendBatch asks for many notifications at once. Items are independent:
+// each is validated and accepted or refused on its own.
+type SendBatch struct {
+	Origin
+	Items []BatchItem
+}
+
+// BatchItem is one notification of a batch.
+type BatchItem struct {
+	Request domain.NotificationRequest
+	// IdempotencyKey works as in Send, item by item.
+	IdempotencyKey string
+}
+
+// SendBatchResult lists one result per item, in item order.
+type SendBatchResult struct {
+	Items []BatchItemResult
+}
+
+// BatchItemResult is the fate of one item: ID and Status when Err is nil,
+// otherwise Err (a *domain.ValidationError, an error wrapping
+// domain.ErrIdempotencyConflict, ...). ID is set whenever it was known.
+type BatchItemResult struct {
+	Index   int
+	ID      domain.NotificationID
+	Status  domain.NotificationStatus
+	Created bool
+	Err     error
+}
+
+// Counts returns how many items were created, repeated an earlier request
+// (idempotent hits) and failed.
+func (r SendBatchResult) Counts() (created, repeated, failed int) {
+	for _, it := range r.Items {
+		switch {
+		case it.Err != nil:
+			failed++
+		case it.Created:
+			created++
+		default:
+			repeated++
+		}
+	}
+	return created, repeated, failed
+}
+
+// SendBatchHandler handles SendBatch. It is safe for concurrent use.
+type SendBatchHandler struct {
+	send *SendHandler
+}
+
+// NewSendBatchHandler returns a SendBatchHandler, or an error naming every
+// missing dependency.
+func NewSendBatchHandler(d Deps) (*SendBatchHandler, error) {
+	if err := d.validate("new send batch handler"); err != nil {
+		return nil, err
+	}
+	s, err := NewSendHandler(d)
+	if err != nil {
+		return nil, err
+	}
+	return &SendBatchHandler{send: s}, nil
+}
+
+// Handle validates every item alone and appends all valid ones with a
+// single AppendMany (one group commit), each to its own new stream. An item
+// whose stream already exists (an Idempotency-Key seen before) is then
+// resolved exactly like Send: the original when the request is the same,
+// an idempotency conflict when not. Two items of one batch with the same key
+// are resolved the same way against each other.
+//
+// It returns an error only when the batch as a whole is refused: more than
+// MaxBatchItems items (ErrTooManyItems), or no items (a
+// *domain.ValidationError); otherwise per-item failures are in the result.
+func (h *SendBatchHandler) Handle(ctx context.Context, cmd SendBatch) (SendBatchResult, error) {
+	switch {
+	case len(cmd.Items) > MaxBatchItems:
+		return SendBatchResult{}, fmt.Errorf("send batch of %d items, at most %d: %w", len(cmd.Items), MaxBatchItems, ErrTooManyItems)
+	case len(cmd.Items) == 0:
+		return SendBatchResult{}, &domain.ValidationError{Fields: []domain.FieldError{{Field: "items", Problem: "must hold at least one item"}}}
+	}
+	now := h.send.clock()
+	x := h.send.x
+	res := SendBatchResult{Items: make([]BatchItemResult, len(cmd.Items))}
+
+	type pendingItem struct {
+		index  int
+		events []domain.Event
+	}
+	var reqs []eventstore.AppendRequest
+	var pending []pendingItem
+	firstWithID := map[domain.NotificationID]int{}
+	var repeats []int // items whose ID another item of this batch already uses
+
+	for i, item := range cmd.Items {
+		r := &res.Items[i]
+		r.Index = i
+		id, err := notificationIDFor(cmd.Actor, item.IdempotencyKey, x.newID)
+		if err != nil {
+			r.Err = &domain.ValidationError{Fields: []domain.FieldError{{
+				Field: "idempotency_key", Problem: fmt.Sprintf("must be 1 to %d printable ASCII characters", MaxIdempotencyKeyLen),
+			}}}
+			continue
+		}
+		r.ID = id
+		if _, dup := firstWithID[id]; dup {
+			repeats = append(repeats, i)
+			continue
+		}
+		firstWithID[id] = i
+		events, err := decideSend(domain.Notification{}, id, item.Request, item.IdempotencyKey, now)
+		if err != nil {
+			r.Err = err
+			continue
+		}
+		data, err := x.encode(events, cmd.metadata(id))
+		if err != nil {
+			r.Err = fmt.Errorf("encode %s: %w", id, err)
+			continue
+		}
+		reqs = append(reqs, eventstore.AppendRequest{
+			Stream: domain.NotificationStream(id), Expected: eventstore.NoStream, Events: data,
+		})
+		pending = append(pending, pendingItem{index: i, events: events})
+	}
+
+	var exists []int // items whose stream was already there
+	if len(reqs) > 0 {
+		_, errs := x.store.AppendMany(ctx, reqs)
+		for k, p := range pending {
+			r := &res.Items[p.index]
+			switch err := errs[k]; {
+			case err == nil:
+				r.Status = evolveAll(domain.Notification{}, p.events).Status()
+				r.Created = true
+			case errors.Is(err, eventstore.ErrWrongExpectedVersion):
+				exists = append(exists, p.index)
+			default:
+				r.Err = fmt.Errorf("append %s: %w", r.ID, err)
+			}
+		}
+	}
+
+	// Rare paths, one item at a time: the key was used before this batch,
+	// or twice inside it.
+	for _, i := range append(exists, repeats...) {
+		if err := ctx.Err(); err != nil {
+			res.Items[i].Err = err
+			continue
+		}
+		sr, err := h.send.resolveExisting(ctx, res.Items[i].ID, Send{
+			Origin: cmd.Origin, Request: cmd.Items[i].Request, IdempotencyKey: cmd.Items[i].IdempotencyKey,
+		}, now)
+		if err != nil {
+			res.Items[i].Err = err
+			continue
+		}
+		res.Items[i].Status, res.Items[i].Created = sr.Status, sr.Created
+	}
+	return res, nil
+}
