@@ -7,17 +7,24 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"path/filepath"
+	"time"
 
+	"github.com/go-chi/chi/v5"
+
+	"herald/commands"
 	"herald/infra/config"
+	"herald/infra/eventstore"
 	"herald/infra/eventstore/sqlite"
 	"herald/infra/httpserver"
+	"herald/infra/metrics"
 	"herald/web"
 )
 
 // serve runs every role in one process on the embedded engines until ctx
 // ends (SIGINT/SIGTERM), then shuts down in order: stop intake, let requests
-// in progress finish, close the event log. started, if not nil, gets the
+// in progress finish, close the stores. started, if not nil, gets the
 // listening address.
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, started chan<- net.Addr) error {
 	cfg, err := config.ParseServe(args, getenv)
@@ -26,22 +33,44 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	log := newLogger(stderr, cfg.LogLevel)
 
-	events, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "events.db"), sqlite.Options{})
+	if len(cfg.APIKeys) == 0 {
+		key, secret, created, err := developmentKey(cfg)
+		if err != nil {
+			return err
+		}
+		cfg.APIKeys = []config.APIKey{key}
+		verb := "kept in"
+		if created {
+			verb = "created in"
+		}
+		fmt.Fprintf(stdout, "No API keys configured: development key (send+read+admin), %s %s:\n\n    %s\n\n"+
+			"Try: curl -H 'Authorization: Bearer %s' http://%s/v1/openapi.json\n\n",
+			verb, filepath.Join(cfg.DataDir, devKeyFile), secret, secret, cfg.Addr)
+	}
+
+	logPath := filepath.Join(cfg.DataDir, "events.db")
+	raw, err := sqlite.Open(ctx, logPath, sqlite.Options{})
 	if err != nil {
 		return err
 	}
-	log.Info("event log open", "path", filepath.Join(cfg.DataDir, "events.db"))
+	log.Info("event log open", "path", logPath)
+	m := metrics.New()
+	events := m.InstrumentStore(raw)
 
-	srv := httpserver.New(log, httpserver.Check{
+	app, err := newApp(cfg, events, m, time.Now)
+	if err != nil {
+		return errors.Join(err, raw.Close())
+	}
+	srv := httpserver.New(log, []func(http.Handler) http.Handler{m.Middleware}, httpserver.Check{
 		Name: "eventstore",
 		Probe: func(ctx context.Context) error {
 			_, err := events.Head(ctx)
 			return err
 		},
 	})
-	srv.Router().Handle("/*", web.Handler())
+	app.mount(srv.Router())
 	serveErr := srv.Serve(ctx, cfg.Addr, cfg.ShutdownTimeout, started)
-	closeErr := events.Close()
+	closeErr := raw.Close()
 	if err := errors.Join(serveErr, closeErr); err != nil {
 		return err
 	}
@@ -55,4 +84,84 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 		panic(fmt.Sprintf("log level %q passed validation: %v", level, err))
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// app is the HTTP surface wired to its handlers.
+type app struct {
+	auth     *httpserver.Authenticator
+	commands http.Handler
+	metrics  *metrics.Metrics
+}
+
+func newApp(cfg config.Serve, events eventstore.Store, m *metrics.Metrics, clock func() time.Time) (*app, error) {
+	handlers, err := commands.NewHandlers(commands.Deps{
+		Store: events, Clock: func() time.Time { return clock().UTC() }, NewID: commands.UUIDv7,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &app{
+		auth:     httpserver.NewAuthenticator(cfg.APIKeys, httpserver.Deny),
+		commands: commands.NewHTTP(handlers, commands.HTTPOptions{Actor: keyName}),
+		metrics:  m,
+	}, nil
+}
+
+// keyName is the actor of a request: the name of the API key that
+// authenticated it.
+func keyName(r *http.Request) string {
+	k, _ := httpserver.KeyFrom(r.Context())
+	return k.Name
+}
+
+// route is one endpoint of the public API with the scope it needs ("" for
+// none). The list is the single source the server mounts and the OpenAPI
+// test checks.
+type route struct {
+	method, pattern string
+	scope           config.Scope
+	handler         http.Handler
+}
+
+func (a *app) routes() []route {
+	openapi := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(web.OpenAPI())
+	})
+	send := config.ScopeSend
+	return []route{
+		{"GET", "/metrics", "", a.metrics.Handler()},
+		{"GET", "/v1/openapi.json", "", openapi},
+		{"POST", "/v1/notifications", send, a.commands},
+		{"POST", "/v1/notifications/batch", send, a.commands},
+		{"POST", "/v1/notifications/{id}/cancel", send, a.commands},
+		{"POST", "/v1/notifications/{id}/resend", send, a.commands},
+		{"POST", "/v1/receipts/{channel}", send, a.commands},
+		{"POST", "/v1/recipients/{id}/inbox/{notificationId}/read", send, a.commands},
+	}
+}
+
+type router interface {
+	Method(method, pattern string, h http.Handler)
+	Handle(pattern string, h http.Handler)
+}
+
+func (a *app) mount(r router) {
+	for _, rt := range a.routes() {
+		h := ownRouting(rt.handler)
+		if rt.scope != "" {
+			h = a.auth.Require(rt.scope)(h)
+		}
+		r.Method(rt.method, rt.pattern, h)
+	}
+	r.Handle("/*", web.Handler())
+}
+
+// ownRouting lets an API package's own router match the request afresh. The
+// outer router keeps its route context (and so its route pattern for
+// metrics) instead of having the inner router append to it.
+func ownRouting(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), chi.RouteCtxKey, chi.NewRouteContext())))
+	})
 }

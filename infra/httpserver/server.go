@@ -31,11 +31,13 @@ type Server struct {
 	draining atomic.Bool
 }
 
-// New returns a server whose router already has request ids, panic recovery
-// and the /healthz and /readyz endpoints. Mount API routes on Router().
-func New(log *slog.Logger, checks ...Check) *Server {
+// New returns a server whose router already has request ids, panic recovery,
+// the given middleware (outermost first) and the /healthz and /readyz
+// endpoints. Mount API routes on Router().
+func New(log *slog.Logger, mw []func(http.Handler) http.Handler, checks ...Check) *Server {
 	s := &Server{router: chi.NewRouter(), log: log, checks: checks}
 	s.router.Use(middleware.RequestID, middleware.Recoverer)
+	s.router.Use(mw...)
 	s.router.Get("/healthz", s.healthz)
 	s.router.Get("/readyz", s.readyz)
 	return s

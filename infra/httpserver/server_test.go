@@ -50,7 +50,7 @@ func call(t *testing.T, method, url, bearer string) (int, string) {
 func TestReadinessFollowsChecksAndShutdown(t *testing.T) {
 	t.Parallel()
 	var broken atomic.Bool
-	s := httpserver.New(slog.New(slog.DiscardHandler), httpserver.Check{Name: "eventstore", Probe: func(context.Context) error {
+	s := httpserver.New(slog.New(slog.DiscardHandler), nil, httpserver.Check{Name: "eventstore", Probe: func(context.Context) error {
 		if broken.Load() {
 			return errors.New("disk gone")
 		}
@@ -87,7 +87,7 @@ func TestAuthenticatorScopes(t *testing.T) {
 		w.WriteHeader(status)
 		io.WriteString(w, detail)
 	})
-	s := httpserver.New(slog.New(slog.DiscardHandler))
+	s := httpserver.New(slog.New(slog.DiscardHandler), nil)
 	s.Router().With(auth.Require(config.ScopeAdmin)).Get("/admin", func(w http.ResponseWriter, r *http.Request) {
 		k, _ := httpserver.KeyFrom(r.Context())
 		io.WriteString(w, "hello "+k.Name)

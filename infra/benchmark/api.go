@@ -1,0 +1,181 @@
+package benchmark
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// SendFigures are the results of the api_send workload.
+type SendFigures struct {
+	Concurrency    int
+	Requests       int
+	RequestsPerSec float64
+	P50, P99       time.Duration
+}
+
+func (f SendFigures) String() string {
+	return fmt.Sprintf("bench api_send concurrency=%d requests_per_sec=%.0f p50_ms=%.2f p99_ms=%.2f",
+		f.Concurrency, f.RequestsPerSec, ms(f.P50), ms(f.P99))
+}
+
+// BatchFigures are the results of the api_batch workload.
+type BatchFigures struct {
+	ItemsPerRequest     int
+	Notifications       int
+	NotificationsPerSec float64
+}
+
+func (f BatchFigures) String() string {
+	return fmt.Sprintf("bench api_batch items_per_request=%d notifications_per_sec=%.0f", f.ItemsPerRequest, f.NotificationsPerSec)
+}
+
+// Client returns an HTTP client that keeps enough idle connections open for
+// concurrency workers, so the workload measures the server and not TCP
+// handshakes.
+func Client(concurrency int) *http.Client {
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        concurrency * 2,
+			MaxIdleConnsPerHost: concurrency * 2,
+			MaxConnsPerHost:     concurrency * 2,
+			IdleConnTimeout:     time.Minute,
+		},
+	}
+}
+
+// notificationBody is a typical single-channel send.
+func notificationBody(i int) string {
+	return fmt.Sprintf(`{"recipient":{"id":"user-%d","webhook_url":"https://hooks.example.com/u/%d"},`+
+		`"channels":["webhook"],"content":{"subject":"Your code","body":"Code %06d"},"priority":"normal",`+
+		`"category":"security","metadata":{"order":"A-%d"}}`, i%5000, i%5000, i%1000000, i)
+}
+
+// Send posts single notifications from concurrency workers for duration and
+// reports throughput and latency of the answers (202 expected; any other
+// answer fails the workload).
+func Send(ctx context.Context, baseURL, apiKey string, concurrency int, duration time.Duration) (SendFigures, error) {
+	client := Client(concurrency)
+	defer client.CloseIdleConnections()
+	var (
+		seq      atomic.Int64
+		firstErr atomic.Value
+		wg       sync.WaitGroup
+	)
+	lat := make([][]time.Duration, concurrency)
+	deadline := time.Now().Add(duration)
+	start := time.Now()
+	for w := 0; w < concurrency; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				i := int(seq.Add(1))
+				t0 := time.Now()
+				code, body, err := post(ctx, client, baseURL+"/v1/notifications", apiKey, notificationBody(i))
+				if err == nil && code != http.StatusAccepted {
+					err = fmt.Errorf("POST /v1/notifications: %d %s", code, body)
+				}
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+			}
+		}(w)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err, ok := firstErr.Load().(error); ok {
+		return SendFigures{}, err
+	}
+	all := flatten(lat)
+	return SendFigures{Concurrency: concurrency, Requests: len(all), RequestsPerSec: float64(len(all)) / elapsed.Seconds(),
+		P50: Percentile(all, 0.5), P99: Percentile(all, 0.99)}, nil
+}
+
+// Batch posts requests of itemsPerRequest notifications from 2 workers
+// until total notifications were accepted.
+func Batch(ctx context.Context, baseURL, apiKey string, itemsPerRequest, total int) (BatchFigures, error) {
+	const workers = 2
+	client := Client(workers)
+	defer client.CloseIdleConnections()
+	var (
+		seq      atomic.Int64
+		sent     atomic.Int64
+		firstErr atomic.Value
+		wg       sync.WaitGroup
+	)
+	start := time.Now()
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var b strings.Builder
+			for sent.Add(int64(itemsPerRequest)) <= int64(total) && ctx.Err() == nil {
+				b.Reset()
+				b.WriteString(`{"items":[`)
+				for j := 0; j < itemsPerRequest; j++ {
+					if j > 0 {
+						b.WriteByte(',')
+					}
+					b.WriteString(notificationBody(int(seq.Add(1))))
+				}
+				b.WriteString(`]}`)
+				code, body, err := post(ctx, client, baseURL+"/v1/notifications/batch", apiKey, b.String())
+				if err == nil && code/100 != 2 {
+					err = fmt.Errorf("POST /v1/notifications/batch: %d %.300s", code, body)
+				}
+				if err == nil && strings.Contains(body, `"problem"`) {
+					err = fmt.Errorf("POST /v1/notifications/batch: an item was refused: %.300s", body)
+				}
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err, ok := firstErr.Load().(error); ok {
+		return BatchFigures{}, err
+	}
+	n := total / itemsPerRequest * itemsPerRequest
+	return BatchFigures{ItemsPerRequest: itemsPerRequest, Notifications: n, NotificationsPerSec: float64(n) / elapsed.Seconds()}, nil
+}
+
+func post(ctx context.Context, c *http.Client, url, apiKey, body string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader([]byte(body)))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+func flatten(lat [][]time.Duration) []time.Duration {
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	return all
+}
