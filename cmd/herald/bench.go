@@ -5,26 +5,53 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
+	"time"
 
 	"herald/infra/benchmark"
 	"herald/infra/eventstore/sqlite"
 )
 
-// bench measures the embedded event log on this machine and prints one line
-// per case in the `bench NAME key=value ...` form. Each case runs --runs
-// times on a fresh log; the line printed is the run with the median
-// throughput, the others go to stderr.
+// bench measures this machine and prints one line per case in the
+// `bench NAME key=value ...` form. Suites: eventstore (the embedded log on
+// its own) and api (a real server on loopback with the load generator in the
+// same process, sharing the cores). Each case runs --runs times on fresh
+// data; the line printed is the run with the median throughput, the others
+// go to stderr.
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "", "folder for the benchmark's files (default: a new temporary folder)")
 	runs := fs.Int("runs", 3, "runs per case; the median is reported")
 	events := fs.Int("events", 200000, "events appended per append case")
+	seconds := fs.Int("seconds", 10, "duration of each timed API case")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	suites := fs.Args()
+	if len(suites) == 0 {
+		suites = []string{"eventstore", "api"}
+	}
+	for _, s := range suites {
+		if s != "eventstore" && s != "api" {
+			return fmt.Errorf("bench: unknown suite %q (want eventstore or api)", s)
+		}
 	}
 	if *runs < 1 || *events < 64 {
 		return fmt.Errorf("bench: --runs must be >= 1 and --events >= 64")
@@ -37,10 +64,26 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer os.RemoveAll(d)
 		*dir = d
 	}
+	for _, suite := range suites {
+		var err error
+		switch suite {
+		case "eventstore":
+			err = benchEventStore(ctx, *dir, *runs, *events, stdout, stderr)
+		case "api":
+			err = benchAPI(ctx, *dir, *runs, time.Duration(*seconds)*time.Second, stdout, stderr)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func benchEventStore(ctx context.Context, dir string, runs, events int, stdout, stderr io.Writer) error {
 	for _, writers := range []int{16, 64} {
 		var figs []benchmark.AppendFigures
-		for r := 0; r < *runs; r++ {
-			f, err := benchAppend(ctx, filepath.Join(*dir, fmt.Sprintf("append-%d-%d.db", writers, r)), writers, *events)
+		for r := 0; r < runs; r++ {
+			f, err := benchAppend(ctx, filepath.Join(dir, fmt.Sprintf("append-%d-%d.db", writers, r)), writers, events)
 			if err != nil {
 				return err
 			}
@@ -51,8 +94,8 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, figs[len(figs)/2])
 	}
 	var reads []benchmark.ReadFigures
-	for r := 0; r < *runs; r++ {
-		f, err := benchRead(ctx, filepath.Join(*dir, fmt.Sprintf("append-64-%d.db", r)))
+	for r := 0; r < runs; r++ {
+		f, err := benchRead(ctx, filepath.Join(dir, fmt.Sprintf("append-64-%d.db", r)))
 		if err != nil {
 			return err
 		}
@@ -80,4 +123,56 @@ func benchRead(ctx context.Context, path string) (benchmark.ReadFigures, error) 
 	}
 	defer s.Close()
 	return benchmark.ReadAll(ctx, s)
+}
+
+// benchAPI starts `serve` on an ephemeral loopback port with fresh data for
+// each run and drives it over HTTP with keep-alive connections.
+func benchAPI(ctx context.Context, dir string, runs int, d time.Duration, stdout, stderr io.Writer) error {
+	var sends []benchmark.SendFigures
+	var batches []benchmark.BatchFigures
+	for r := 0; r < runs; r++ {
+		base, stop, err := benchServer(ctx, filepath.Join(dir, fmt.Sprintf("api-%d", r)))
+		if err != nil {
+			return err
+		}
+		f, err := benchmark.Send(ctx, base, benchKey, 64, d)
+		if err == nil {
+			fmt.Fprintln(stderr, "run", r+1, f)
+			sends = append(sends, f)
+			var b benchmark.BatchFigures
+			b, err = benchmark.Batch(ctx, base, benchKey, 1000, 200000)
+			if err == nil {
+				fmt.Fprintln(stderr, "run", r+1, b)
+				batches = append(batches, b)
+			}
+		}
+		if stopErr := stop(); err == nil {
+			err = stopErr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	sort.Slice(sends, func(i, j int) bool { return sends[i].RequestsPerSec < sends[j].RequestsPerSec })
+	sort.Slice(batches, func(i, j int) bool { return batches[i].NotificationsPerSec < batches[j].NotificationsPerSec })
+	fmt.Fprintln(stdout, sends[len(sends)/2])
+	fmt.Fprintln(stdout, batches[len(batches)/2])
+	return nil
+}
+
+const benchKey = "bench-secret-0123456789"
+
+func benchServer(ctx context.Context, dataDir string) (string, func() error, error) {
+	sctx, cancel := context.WithCancel(ctx)
+	started := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	args := []string{"--addr", "127.0.0.1:0", "--data", dataDir, "--log-level", "warn", "--api-key", "bench:" + benchKey + ":send+read+admin"}
+	go func() { done <- serve(sctx, args, io.Discard, os.Stderr, func(string) string { return "" }, started) }()
+	select {
+	case a := <-started:
+		return "http://" + a.String(), func() error { cancel(); return <-done }, nil
+	case err := <-done:
+		cancel()
+		return "", nil, err
+	}
 }
