@@ -53,7 +53,8 @@ type writer struct {
 	// database/sql's locking and argument conversion.
 	beginStmt, commitStmt, rollbackStmt driver.Stmt
 	inserts                             []driver.Stmt // inserts[k] writes 1<<k rows
-	streamVers                          driver.Stmt
+	streamVers                          driver.Stmt   // versions of a JSON list of streams
+	streamVer                           driver.Stmt   // version of one stream
 	head                                driver.Stmt
 	dataVersion                         driver.Stmt
 
@@ -132,6 +133,7 @@ func (w *writer) prepare(dc any) error {
 	}
 	w.streamVers = prep(`SELECT j.value, MAX(e.version) FROM json_each(?) AS j
 		JOIN events AS e ON e.stream = j.value GROUP BY j.value`)
+	w.streamVer = prep(`SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?`)
 	w.head = prep(`SELECT COALESCE(MAX(position), 0) FROM events`)
 	w.dataVersion = prep(`PRAGMA data_version`)
 	if err != nil {
@@ -142,7 +144,7 @@ func (w *writer) prepare(dc any) error {
 }
 
 func (w *writer) closeStmts() {
-	for _, st := range append(w.inserts, w.beginStmt, w.commitStmt, w.rollbackStmt, w.streamVers, w.head, w.dataVersion) {
+	for _, st := range append(w.inserts, w.beginStmt, w.commitStmt, w.rollbackStmt, w.streamVers, w.streamVer, w.head, w.dataVersion) {
 		if st != nil {
 			st.Close()
 		}
@@ -172,8 +174,8 @@ func exec(ctx context.Context, st driver.Stmt, args ...driver.NamedValue) error 
 }
 
 // queryInt64 runs a one-row, one-column query.
-func queryInt64(ctx context.Context, st driver.Stmt) (int64, error) {
-	rows, err := st.(driver.StmtQueryContext).QueryContext(ctx, nil)
+func queryInt64(ctx context.Context, st driver.Stmt, args ...driver.NamedValue) (int64, error) {
+	rows, err := st.(driver.StmtQueryContext).QueryContext(ctx, args)
 	if err != nil {
 		return 0, err
 	}
@@ -414,6 +416,18 @@ func (w *writer) lookupVersions(ctx context.Context, g *txGroup, added []*pendin
 		}
 	}
 	if len(missing) == 0 {
+		return nil
+	}
+	// A few streams are cheaper to look up one by one than to encode as
+	// JSON for json_each.
+	if len(missing) <= 4 {
+		for _, stream := range missing {
+			v, err := queryInt64(ctx, w.streamVer, driver.NamedValue{Ordinal: 1, Value: stream})
+			if err != nil {
+				return fmt.Errorf("stream version: %w", err)
+			}
+			g.staged[stream] = uint64(v)
+		}
 		return nil
 	}
 	list, err := json.Marshal(missing)
