@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,11 +99,7 @@ func Append(ctx context.Context, s eventstore.Store, writers, batch, total int) 
 	if err, ok := firstErr.Load().(error); ok {
 		return AppendFigures{}, err
 	}
-	var all []time.Duration
-	for _, l := range lat {
-		all = append(all, l...)
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	all := flatten(lat)
 	n := len(all) * batch
 	return AppendFigures{
 		Writers: writers, Batch: batch, Events: n,
