@@ -1,6 +1,13 @@
-// Package projections will hold the projectors (event → view change), the
-// checkpoint and rebuild runner, and the view ports.
+// Package projections turns the event log into read models: it defines the
+// view ports (the write side a projector needs, Store, and the query side the
+// read API needs: NotificationView, Search, Inbox, Analytics) and the Runner
+// that feeds every projection from the log, keeps its checkpoint, reports its
+// lag and rebuilds it from position zero while the old view keeps answering.
 //
-// It imports only domain and the event store port, and never changes state
-// except the views it owns. Nothing here yet: projections are issue 3.
+// Like database/sql, the ports are types and interfaces only: the engines
+// live in infra/viewstore. This package imports only the standard library,
+// domain and the event store port, and never writes anything but views
+// through Store. Projectors never decide a notification's status themselves:
+// they decode events with domain.UnmarshalEvent and evolve a restored
+// domain.NotificationSnapshot, so the view always agrees with the domain.
 package projections

@@ -54,6 +54,12 @@ type answer struct {
 
 func do(t *testing.T, method, url, key, body string) answer {
 	t.Helper()
+	return doKey(t, method, url, key, body, "")
+}
+
+// doKey is do with an Idempotency-Key.
+func doKey(t *testing.T, method, url, key, body, idem string) answer {
+	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -63,6 +69,9 @@ func do(t *testing.T, method, url, key, body string) answer {
 	}
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if idem != "" {
+		req.Header.Set("Idempotency-Key", idem)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

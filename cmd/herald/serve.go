@@ -19,6 +19,9 @@ import (
 	"herald/infra/eventstore/sqlite"
 	"herald/infra/httpserver"
 	"herald/infra/metrics"
+	viewsqlite "herald/infra/viewstore/sqlite"
+	"herald/projections"
+	"herald/readapi"
 	"herald/web"
 )
 
@@ -57,10 +60,27 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	m := metrics.New()
 	events := m.InstrumentStore(raw)
 
-	app, err := newApp(cfg, events, m, time.Now)
+	viewsPath := filepath.Join(cfg.DataDir, "views.db")
+	views, err := viewsqlite.Open(ctx, viewsPath, viewsqlite.Options{})
 	if err != nil {
 		return errors.Join(err, raw.Close())
 	}
+	log.Info("view store open", "path", viewsPath)
+	runner, err := projections.NewRunner(events, views, projections.RunnerOptions{})
+	if err != nil {
+		return errors.Join(err, views.Close(), raw.Close())
+	}
+	registerProjectionMetrics(m, runner)
+
+	app, err := newApp(cfg, events, views, runner, m, time.Now)
+	if err != nil {
+		return errors.Join(err, views.Close(), raw.Close())
+	}
+	// The projections follow the log until the HTTP server has drained, so
+	// that requests answered during shutdown still see fresh views.
+	runCtx, stopRunner := context.WithCancel(context.WithoutCancel(ctx))
+	runnerDone := make(chan error, 1)
+	go func() { runnerDone <- runner.Run(runCtx) }()
 	srv := httpserver.New(log, []func(http.Handler) http.Handler{m.Middleware}, httpserver.Check{
 		Name: "eventstore",
 		Probe: func(ctx context.Context) error {
@@ -70,8 +90,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	})
 	app.mount(srv.Router())
 	serveErr := srv.Serve(ctx, cfg.Addr, cfg.ShutdownTimeout, started)
-	closeErr := raw.Close()
-	if err := errors.Join(serveErr, closeErr); err != nil {
+	stopRunner()
+	runErr := <-runnerDone
+	if errors.Is(runErr, context.Canceled) {
+		runErr = nil
+	}
+	if err := errors.Join(serveErr, runErr, views.Close(), raw.Close()); err != nil {
 		return err
 	}
 	log.Info("stopped cleanly")
@@ -90,10 +114,11 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 type app struct {
 	auth     *httpserver.Authenticator
 	commands http.Handler
+	reads    http.Handler
 	metrics  *metrics.Metrics
 }
 
-func newApp(cfg config.Serve, events eventstore.Store, m *metrics.Metrics, clock func() time.Time) (*app, error) {
+func newApp(cfg config.Serve, events eventstore.Store, views *viewsqlite.Views, runner *projections.Runner, m *metrics.Metrics, clock func() time.Time) (*app, error) {
 	handlers, err := commands.NewHandlers(commands.Deps{
 		Store: events, Clock: func() time.Time { return clock().UTC() }, NewID: commands.UUIDv7,
 	})
@@ -103,7 +128,11 @@ func newApp(cfg config.Serve, events eventstore.Store, m *metrics.Metrics, clock
 	return &app{
 		auth:     httpserver.NewAuthenticator(cfg.APIKeys, httpserver.Deny),
 		commands: commands.NewHTTP(handlers, commands.HTTPOptions{Actor: keyName}),
-		metrics:  m,
+		reads: readapi.NewHTTP(readapi.Views{
+			Notifications: views, Search: views, Inbox: views, Analytics: views,
+			Audit: events, Projections: runner,
+		}, readapi.Options{Now: clock}),
+		metrics: m,
 	}, nil
 }
 
@@ -128,7 +157,7 @@ func (a *app) routes() []route {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(web.OpenAPI())
 	})
-	send := config.ScopeSend
+	send, read, admin := config.ScopeSend, config.ScopeRead, config.ScopeAdmin
 	return []route{
 		{"GET", "/metrics", "", a.metrics.Handler()},
 		{"GET", "/v1/openapi.json", "", openapi},
@@ -138,6 +167,15 @@ func (a *app) routes() []route {
 		{"POST", "/v1/notifications/{id}/resend", send, a.commands},
 		{"POST", "/v1/receipts/{channel}", send, a.commands},
 		{"POST", "/v1/recipients/{id}/inbox/{notificationId}/read", send, a.commands},
+		{"GET", "/v1/notifications", read, a.reads},
+		{"GET", "/v1/notifications/{id}", read, a.reads},
+		{"GET", "/v1/notifications/{id}/events", read, a.reads},
+		{"GET", "/v1/recipients/{id}/inbox", read, a.reads},
+		{"GET", "/v1/analytics/deliveries", read, a.reads},
+		{"GET", "/v1/analytics/latency", read, a.reads},
+		{"GET", "/v1/analytics/failures", read, a.reads},
+		{"GET", "/v1/admin/projections", admin, a.reads},
+		{"POST", "/v1/admin/projections/{name}/rebuild", admin, a.reads},
 	}
 }
 
@@ -164,4 +202,33 @@ func ownRouting(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), chi.RouteCtxKey, chi.NewRouteContext())))
 	})
+}
+
+// registerProjectionMetrics exposes each projection's lag, read from the
+// runner at scrape time.
+func registerProjectionMetrics(m *metrics.Metrics, runner *projections.Runner) {
+	lag := func(name string, seconds bool) func() float64 {
+		return func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			sts, err := runner.Status(ctx)
+			if err != nil {
+				return -1
+			}
+			for _, st := range sts {
+				if st.Name == name {
+					if seconds {
+						return st.LagSeconds
+					}
+					return float64(st.LagEvents)
+				}
+			}
+			return -1
+		}
+	}
+	for _, name := range projections.Names() {
+		labels := map[string]string{"projection": name}
+		m.GaugeFunc("herald_projection_lag_events", "Events in the log the projection has not applied yet.", labels, lag(name, false))
+		m.GaugeFunc("herald_projection_lag_seconds", "Age of the oldest event the projection has not applied yet.", labels, lag(name, true))
+	}
 }

@@ -1,0 +1,16 @@
+// Package sqlite is the embedded view store: one SQLite file (views.db,
+// separate from the event log) holding every projection's tables and
+// checkpoints. It implements projections.Store (the Runner's write side) and
+// the query ports NotificationView, Search, Inbox and Analytics.
+//
+// Like the event log it runs in WAL mode with one writer connection (the
+// projections' single writer) and a pool of read-only connections, so
+// queries never wait for a projection batch. Unlike the log it uses
+// synchronous=NORMAL: a power cut may lose the last committed batches, but
+// never tears one, and the Runner re-applies them from the log since batch
+// and checkpoint always commit together.
+//
+// Status is never derived here: projectors restore the domain snapshot,
+// evolve it with domain.EvolveNotification, and store what the domain says.
+// It must not be imported by readapi or domain.
+package sqlite

@@ -1,0 +1,76 @@
+package projections_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"herald/domain"
+	"herald/infra/eventstore"
+	eventsqlite "herald/infra/eventstore/sqlite"
+	viewsqlite "herald/infra/viewstore/sqlite"
+	"herald/infra/viewstore/viewstoretest"
+	"herald/projections"
+)
+
+// BenchmarkCatchUp measures how fast a fresh view store catches up with a
+// log of simple notifications (4 events each), every projection at once,
+// which is what a rebuild from zero does.
+func BenchmarkCatchUp(b *testing.B) {
+	for _, names := range [][]string{projections.Names(), {projections.ProjectionNotifications}, {projections.ProjectionInbox}, {projections.ProjectionAnalytics}} {
+		b.Run(fmt.Sprint(names), func(b *testing.B) { benchmarkCatchUp(b, names) })
+	}
+}
+
+func benchmarkCatchUp(b *testing.B, names []string) {
+	const notifications = 10_000
+	ctx := context.Background()
+	dir := b.TempDir()
+	log, err := eventsqlite.Open(ctx, filepath.Join(dir, "events.db"), eventsqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer log.Close()
+	var reqs []eventstore.AppendRequest
+	chans := []domain.Channel{domain.ChannelInApp, domain.ChannelWebhook, domain.ChannelEmail}
+	for i := range notifications {
+		s := viewstoretest.SimpleStream(domain.NotificationID(fmt.Sprintf("b-%06d", i)), fmt.Sprintf("user-%d", i%100),
+			chans[i%3], domain.PriorityNormal, viewstoretest.Base.Add(time.Duration(i)*time.Second))
+		var data []eventstore.EventData
+		for _, e := range s.Events {
+			data = append(data, viewstoretest.EventData(e))
+		}
+		reqs = append(reqs, eventstore.AppendRequest{Stream: domain.NotificationStream(s.ID), Expected: eventstore.NoStream, Events: data})
+		if len(reqs) == 500 || i == notifications-1 {
+			if _, errs := log.AppendMany(ctx, reqs); errs != nil {
+				for _, err := range errs {
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			reqs = reqs[:0]
+		}
+	}
+	head, _ := log.Head(ctx)
+	b.ResetTimer()
+	for i := range b.N {
+		views, err := viewsqlite.Open(ctx, filepath.Join(dir, fmt.Sprintf("views-%d.db", i)), viewsqlite.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		r, _ := projections.NewRunner(log, views, projections.RunnerOptions{Projections: names})
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- r.Run(runCtx) }()
+		for !caughtUp(b, r) {
+			time.Sleep(10 * time.Millisecond) // poll interval
+		}
+		cancel()
+		<-done
+		views.Close()
+	}
+	b.ReportMetric(float64(head)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}

@@ -1,0 +1,463 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"herald/infra/eventstore"
+)
+
+// Log is the part of the event log the Runner reads; eventstore.Store has it.
+type Log interface {
+	ReadAll(ctx context.Context, after eventstore.Position, limit int) ([]eventstore.RecordedEvent, error)
+	Subscribe(ctx context.Context, after eventstore.Position) (eventstore.Subscription, error)
+	Head(ctx context.Context) (eventstore.Position, error)
+}
+
+// BatchSize is the page size of catch-up reads.
+const BatchSize = 4096
+
+// RunnerOptions tune a Runner. The zero value is the production default.
+type RunnerOptions struct {
+	// Projections lists the projections to run; nil means Names().
+	Projections []string
+	// Now is the clock used for lag; nil means time.Now.
+	Now func() time.Time
+	// RetryDelay is the first wait before retrying a failed projection
+	// (default 100ms); MaxRetryDelay caps the doubling (default 10s).
+	RetryDelay, MaxRetryDelay time.Duration
+}
+
+// Runner feeds projections from the log: per projection, one goroutine
+// reads from the checkpoint in pages of BatchSize, applies each page with
+// its checkpoint in one Store.Apply, then follows live appends through a
+// subscription. It is the single writer of each projection.
+type Runner struct {
+	log   Log
+	store Store
+	now   func() time.Time
+	procs map[string]*projector
+
+	retry, maxRetry time.Duration
+	order []string
+
+	mu      sync.Mutex
+	running context.Context // set by Run; rebuilds started by StartRebuild live in it
+}
+
+// ProjectionStatus is a projection's progress, for GET /v1/admin/projections
+// and metrics.
+type ProjectionStatus struct {
+	Name       string              `json:"name"`
+	Checkpoint eventstore.Position `json:"checkpoint"`
+	Head       eventstore.Position `json:"head"`
+	LagEvents  uint64              `json:"lag_events"`
+	// LagSeconds is how long the oldest event the view has not applied has
+	// been in the log (0 when caught up). It is an upper bound of how stale
+	// the view can be, and unlike "now − last applied" it stays 0 while the
+	// log is idle.
+	LagSeconds float64 `json:"lag_seconds"`
+	Rebuilding bool    `json:"rebuilding"`
+	// RebuildCheckpoint is the shadow's progress while Rebuilding.
+	RebuildCheckpoint eventstore.Position `json:"rebuild_checkpoint,omitempty"`
+	// Rebuilds counts rebuilds completed since the Runner started.
+	Rebuilds int `json:"rebuilds"`
+	// LastError is the error the projection is retrying after ("" once it
+	// applies a batch again).
+	LastError string `json:"last_error,omitempty"`
+	// Failures counts the projection's failures since the Runner started.
+	Failures int `json:"failures"`
+	// RebuildError is why the last rebuild failed ("" after a success).
+	RebuildError string `json:"rebuild_error,omitempty"`
+}
+
+// NewRunner returns a Runner over log and store. It refuses nil
+// dependencies and unknown projection names.
+func NewRunner(log Log, store Store, opts RunnerOptions) (*Runner, error) {
+	if log == nil || store == nil {
+		return nil, errors.New("new projection runner: nil log or store")
+	}
+	names := opts.Projections
+	if names == nil {
+		names = Names()
+	}
+	r := &Runner{log: log, store: store, now: opts.Now, procs: map[string]*projector{},
+		retry: opts.RetryDelay, maxRetry: opts.MaxRetryDelay}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if r.retry <= 0 {
+		r.retry = 100 * time.Millisecond
+	}
+	if r.maxRetry < r.retry {
+		r.maxRetry = max(r.retry, 10*time.Second)
+	}
+	for _, n := range names {
+		if !slices.Contains(Names(), n) {
+			return nil, fmt.Errorf("new projection runner: %q: %w", n, ErrUnknownProjection)
+		}
+		if _, dup := r.procs[n]; dup {
+			continue
+		}
+		r.procs[n] = &projector{name: n, r: r}
+		r.order = append(r.order, n)
+	}
+	return r, nil
+}
+
+// Run feeds every projection until ctx ends, then returns nil. A projection
+// whose log read or Apply fails is retried from its stored checkpoint after
+// a backoff (doubling from RetryDelay up to MaxRetryDelay) while the others
+// carry on; the failure shows in Status as LastError and as growing lag.
+// Each projection resumes from its stored checkpoint, so Run may be called
+// again after a restart. Run must not be called twice at once.
+func (r *Runner) Run(ctx context.Context) error {
+	r.mu.Lock()
+	if r.running != nil && r.running.Err() == nil {
+		r.mu.Unlock()
+		return errors.New("run projections: already running")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r.running = ctx
+	r.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, n := range r.order {
+		p := r.procs[n]
+		wg.Go(func() { p.loop(ctx) })
+	}
+	wg.Wait()
+	return nil
+}
+
+// Status returns every projection's progress, in a fixed order.
+func (r *Runner) Status(ctx context.Context) ([]ProjectionStatus, error) {
+	head, err := r.log.Head(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("projection status: %w", err)
+	}
+	out := make([]ProjectionStatus, 0, len(r.order))
+	for _, n := range r.order {
+		p := r.procs[n]
+		p.mu.Lock()
+		st := ProjectionStatus{
+			Name: n, Checkpoint: p.checkpoint, Head: head, Rebuilding: p.rebuilding,
+			RebuildCheckpoint: p.shadowCheckpoint, Rebuilds: p.rebuilds, LastError: p.lastErr,
+			Failures: p.failures, RebuildError: p.rebuildErr,
+		}
+		loaded := p.loaded
+		p.mu.Unlock()
+		if !loaded {
+			cp, err := r.store.Checkpoint(ctx, n)
+			if err != nil {
+				return nil, fmt.Errorf("projection status: %w", err)
+			}
+			st.Checkpoint = cp
+		}
+		if head > st.Checkpoint {
+			st.LagEvents = uint64(head - st.Checkpoint)
+			next, err := r.log.ReadAll(ctx, st.Checkpoint, 1)
+			if err != nil {
+				return nil, fmt.Errorf("projection status: %w", err)
+			}
+			if len(next) > 0 {
+				st.LagSeconds = max(0, r.now().Sub(next[0].RecordedAt).Seconds())
+			}
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// StartRebuild starts rebuilding projection in the background (see
+// Rebuild) and returns at once. It fails with ErrUnknownProjection,
+// ErrRebuildInProgress, or ErrNotRunning when Run is not running.
+func (r *Runner) StartRebuild(projection string) error {
+	p, ok := r.procs[projection]
+	if !ok {
+		return fmt.Errorf("rebuild %q: %w", projection, ErrUnknownProjection)
+	}
+	r.mu.Lock()
+	ctx := r.running
+	r.mu.Unlock()
+	if ctx == nil || ctx.Err() != nil {
+		return fmt.Errorf("rebuild %q: %w", projection, ErrNotRunning)
+	}
+	if err := p.claimRebuild(); err != nil {
+		return err
+	}
+	go func() { _ = p.rebuild(ctx) }()
+	return nil
+}
+
+// Rebuild rebuilds projection from position 0 into shadow tables while the
+// live tables keep answering and keep following the log; once the shadow has
+// caught up, the projection's own goroutine applies the last few events to
+// it and swaps it in (Store.CompleteRebuild), then continues live from the
+// shadow's checkpoint. Rebuild returns when the swap is done, or with an
+// error (the live view is then untouched). Run must be running.
+func (r *Runner) Rebuild(ctx context.Context, projection string) error {
+	p, ok := r.procs[projection]
+	if !ok {
+		return fmt.Errorf("rebuild %q: %w", projection, ErrUnknownProjection)
+	}
+	if err := p.claimRebuild(); err != nil {
+		return err
+	}
+	return p.rebuild(ctx)
+}
+
+// projector is the state of one projection.
+type projector struct {
+	name string
+	r    *Runner
+
+	mu               sync.Mutex
+	loaded           bool
+	checkpoint       eventstore.Position
+	rebuilding       bool
+	shadowCheckpoint eventstore.Position
+	rebuilds         int
+	lastErr          string
+	failures         int
+	rebuildErr       string
+	handoff          *handoff           // set by a rebuild that caught up
+	interrupt        context.CancelFunc // cancels the live goroutine's wait
+}
+
+// handoff asks the live goroutine to finish and swap in a rebuild.
+type handoff struct{ done chan error }
+
+// loop runs the projection until ctx ends, retrying after failures.
+func (p *projector) loop(ctx context.Context) {
+	delay := p.r.retry
+	for {
+		p.mu.Lock()
+		before := p.checkpoint
+		p.mu.Unlock()
+		err := p.run(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.checkpoint != before {
+			delay = p.r.retry // it made progress: a new failure, not the same one
+		}
+		p.failures++
+		if err != nil {
+			p.lastErr = err.Error()
+		}
+		p.mu.Unlock()
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		delay = min(2*delay, p.r.maxRetry)
+	}
+}
+
+func (p *projector) run(ctx context.Context) error {
+	cp, err := p.r.store.Checkpoint(ctx, p.name)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.checkpoint, p.loaded = cp, true
+	p.mu.Unlock()
+
+	// Catch up in large pages: Subscribe would hand out smaller batches.
+	if cp, err = p.catchUp(ctx, p.name, cp, 0); err != nil {
+		return err
+	}
+	for {
+		if err := p.follow(ctx, cp); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		p.mu.Lock()
+		cp = p.checkpoint
+		p.mu.Unlock()
+	}
+}
+
+// catchUp applies pages to target (the projection or its shadow) from
+// after, and returns the last position applied. It stops after a page
+// shorter than BatchSize (the log's end was in sight: a subscription or a
+// handoff takes over from there; waiting for an empty page would never end
+// under a steady stream of appends), and, when atLeast > 0, not before
+// reaching atLeast.
+func (p *projector) catchUp(ctx context.Context, target string, after, atLeast eventstore.Position) (eventstore.Position, error) {
+	for {
+		evs, err := p.r.log.ReadAll(ctx, after, BatchSize)
+		if err != nil {
+			return after, err
+		}
+		if len(evs) > 0 {
+			last := evs[len(evs)-1].Position
+			if err := p.r.store.Apply(ctx, target, evs, last); err != nil {
+				return after, err
+			}
+			after = last
+			p.advanced(target, last)
+		}
+		if len(evs) < BatchSize && after >= atLeast {
+			return after, nil
+		}
+		if len(evs) == 0 {
+			// atLeast is beyond the log's end: it cannot be, positions
+			// come from this log. Do not spin.
+			return after, fmt.Errorf("catch up %s: log ends at %d, before %d", target, after, atLeast)
+		}
+	}
+}
+
+func (p *projector) advanced(target string, pos eventstore.Position) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if target == p.name {
+		p.checkpoint = pos
+		p.lastErr = ""
+	} else {
+		p.shadowCheckpoint = pos
+	}
+}
+
+// follow applies live batches from a subscription starting after cp. It
+// returns nil (to be called again from the current checkpoint) after a
+// rebuild was swapped in, or when ctx ends.
+func (p *projector) follow(ctx context.Context, cp eventstore.Position) error {
+	sub, err := p.r.log.Subscribe(ctx, cp)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	for {
+		p.mu.Lock()
+		if h := p.handoff; h != nil {
+			p.handoff = nil
+			p.mu.Unlock()
+			h.done <- p.swap(ctx)
+			return nil
+		}
+		waitCtx, cancel := context.WithCancel(ctx)
+		p.interrupt = cancel
+		p.mu.Unlock()
+
+		evs, err := sub.Next(waitCtx)
+		interrupted := err != nil && waitCtx.Err() != nil
+		cancel()
+		p.mu.Lock()
+		p.interrupt = nil
+		p.mu.Unlock()
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case interrupted:
+			// Interrupted for a handoff: the subscription may be mid-read,
+			// so resume from a fresh one after the swap.
+			p.mu.Lock()
+			h := p.handoff
+			p.handoff = nil
+			p.mu.Unlock()
+			if h != nil {
+				h.done <- p.swap(ctx)
+			}
+			return nil
+		case err != nil:
+			return err
+		}
+		last := evs[len(evs)-1].Position
+		if err := p.r.store.Apply(ctx, p.name, evs, last); err != nil {
+			return err
+		}
+		p.advanced(p.name, last)
+	}
+}
+
+// swap runs on the live goroutine, so the live checkpoint stands still: it
+// brings the shadow at least level with the live view (so the swap never
+// makes the view older) and swaps it in.
+func (p *projector) swap(ctx context.Context) error {
+	shadow := Shadow(p.name)
+	cp, err := p.r.store.Checkpoint(ctx, shadow)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	live := p.checkpoint
+	p.mu.Unlock()
+	if cp, err = p.catchUp(ctx, shadow, cp, live); err != nil {
+		return err
+	}
+	if err := p.r.store.CompleteRebuild(ctx, p.name); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.checkpoint = cp
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *projector) claimRebuild() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.rebuilding {
+		return fmt.Errorf("rebuild %q: %w", p.name, ErrRebuildInProgress)
+	}
+	p.rebuilding, p.shadowCheckpoint = true, 0
+	return nil
+}
+
+func (p *projector) rebuild(ctx context.Context) (err error) {
+	defer func() {
+		p.mu.Lock()
+		p.rebuilding = false
+		if err == nil {
+			p.rebuilds++
+			p.rebuildErr = ""
+		} else if ctx.Err() == nil {
+			p.rebuildErr = err.Error()
+		}
+		p.mu.Unlock()
+	}()
+	if err := p.r.store.BeginRebuild(ctx, p.name); err != nil {
+		return fmt.Errorf("rebuild %s: %w", p.name, err)
+	}
+	if _, err := p.catchUp(ctx, Shadow(p.name), 0, 0); err != nil {
+		return fmt.Errorf("rebuild %s: %w", p.name, err)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	h := &handoff{done: make(chan error, 1)}
+	p.mu.Lock()
+	p.handoff = h
+	if p.interrupt != nil {
+		p.interrupt()
+	}
+	p.mu.Unlock()
+	select {
+	case err := <-h.done:
+		if err != nil {
+			return fmt.Errorf("rebuild %s: swap: %w", p.name, err)
+		}
+		return nil
+	case <-ctx.Done():
+		p.mu.Lock()
+		if p.handoff == h {
+			p.handoff = nil
+		}
+		p.mu.Unlock()
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,437 @@
+package projections_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"herald/domain"
+	"herald/infra/eventstore"
+	eventsqlite "herald/infra/eventstore/sqlite"
+	viewsqlite "herald/infra/viewstore/sqlite"
+	"herald/infra/viewstore/viewstoretest"
+	"herald/projections"
+)
+
+func openLog(t *testing.T) *eventsqlite.Store {
+	t.Helper()
+	s, err := eventsqlite.Open(context.Background(), filepath.Join(t.TempDir(), "events.db"), eventsqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func openViews(t *testing.T, path string) *viewsqlite.Views {
+	t.Helper()
+	v, err := viewsqlite.Open(context.Background(), path, viewsqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	return v
+}
+
+func appendStreams(t testing.TB, log eventstore.Store, streams ...viewstoretest.Stream) {
+	t.Helper()
+	for _, s := range streams {
+		data := make([]eventstore.EventData, len(s.Events))
+		for i, e := range s.Events {
+			data[i] = viewstoretest.EventData(e)
+		}
+		if _, err := log.Append(context.Background(), domain.NotificationStream(s.ID), eventstore.Any, data...); err != nil {
+			t.Fatalf("append %s: %v", s.ID, err)
+		}
+	}
+}
+
+// startRunner runs r until the test ends and checks Run stopped cleanly.
+func startRunner(t *testing.T, r *projections.Runner) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Error("Run did not stop after ctx end")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond) // poll interval, not a wait for an outcome
+	}
+}
+
+func caughtUp(t testing.TB, r *projections.Runner) bool {
+	t.Helper()
+	st, err := r.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st {
+		if s.Head == 0 || s.Checkpoint != s.Head || s.Rebuilding {
+			return false
+		}
+	}
+	return true
+}
+
+func newRunner(t *testing.T, log projections.Log, v projections.Store) *projections.Runner {
+	t.Helper()
+	r, err := projections.NewRunner(log, v, projections.RunnerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+var recipients = []string{"user-1", "user-2", "user-r", "nobody"}
+
+func ids(streams []viewstoretest.Stream) []domain.NotificationID {
+	var out []domain.NotificationID
+	for _, s := range streams {
+		out = append(out, s.ID)
+	}
+	return out
+}
+
+func moreStreams(prefix string, n int, start time.Time) []viewstoretest.Stream {
+	var out []viewstoretest.Stream
+	chans := []domain.Channel{domain.ChannelInApp, domain.ChannelWebhook, domain.ChannelEmail}
+	prios := []domain.Priority{domain.PriorityHigh, domain.PriorityNormal, domain.PriorityLow}
+	for i := range n {
+		out = append(out, viewstoretest.SimpleStream(domain.NotificationID(fmt.Sprintf("%s-%03d", prefix, i)), "user-r",
+			chans[i%3], prios[i%3], start.Add(time.Duration(i)*time.Second)))
+	}
+	return out
+}
+
+func TestRunnerFollowsTheLog(t *testing.T) {
+	t.Parallel()
+	log := openLog(t)
+	views := openViews(t, filepath.Join(t.TempDir(), "views.db"))
+	r := newRunner(t, log, views)
+
+	// Before Run: the status shows the whole log as lag.
+	appendStreams(t, log, viewstoretest.Scenario()[0])
+	st, err := r.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st) != 3 || st[0].Name != projections.ProjectionNotifications || st[0].Checkpoint != 0 || st[0].LagEvents != uint64(st[0].Head) || st[0].LagSeconds <= 0 {
+		t.Fatalf("status before run = %+v", st)
+	}
+
+	startRunner(t, r)
+	appendStreams(t, log, viewstoretest.Scenario()[1:]...)
+	eventually(t, "catch up", func() bool { return caughtUp(t, r) })
+
+	ctx := context.Background()
+	n1, err := views.Notification(ctx, viewstoretest.N1)
+	if err != nil || n1.Status != domain.StatusDelivered {
+		t.Fatalf("n-1 = %+v, %v", n1, err)
+	}
+	if in, _ := views.Inbox(ctx, "user-2", projections.InboxQuery{}); in.UnreadCount != 1 {
+		t.Fatalf("user-2 inbox = %+v", in)
+	}
+	st, _ = r.Status(ctx)
+	for _, s := range st {
+		if s.LagEvents != 0 || s.LagSeconds != 0 || s.Rebuilding || s.LastError != "" {
+			t.Errorf("caught-up status = %+v", s)
+		}
+	}
+
+	// A live append shows up in the view.
+	appendStreams(t, log, viewstoretest.SimpleStream("live-1", "user-2", domain.ChannelInApp, domain.PriorityNormal, viewstoretest.Base.Add(3*time.Hour)))
+	eventually(t, "live append in the view", func() bool {
+		d, err := views.Notification(ctx, "live-1")
+		return err == nil && d.Status == domain.StatusDelivered
+	})
+	eventually(t, "live append in the inbox", func() bool {
+		in, _ := views.Inbox(ctx, "user-2", projections.InboxQuery{})
+		return in.UnreadCount == 2
+	})
+}
+
+func TestRunnerRestartsFromCheckpoint(t *testing.T) {
+	t.Parallel()
+	log := openLog(t)
+	path := filepath.Join(t.TempDir(), "views.db")
+	views, err := viewsqlite.Open(context.Background(), path, viewsqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRunner(t, log, views)
+	stop := startRunner(t, r)
+	scenario := viewstoretest.Scenario()
+	appendStreams(t, log, scenario...)
+	eventually(t, "first catch up", func() bool { return caughtUp(t, r) })
+	stop()
+	if err := views.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Appends while nothing projects, then a restart on the same file.
+	extra := moreStreams("x", 20, viewstoretest.Base.Add(5*time.Hour))
+	appendStreams(t, log, extra...)
+	views = openViews(t, path)
+	r = newRunner(t, log, views)
+	startRunner(t, r)
+	eventually(t, "catch up after restart", func() bool { return caughtUp(t, r) })
+
+	// A store built from zero in one go must agree: nothing counted twice.
+	fresh := openViews(t, filepath.Join(t.TempDir(), "fresh.db"))
+	rf := newRunner(t, log, fresh)
+	startRunner(t, rf)
+	eventually(t, "fresh catch up", func() bool { return caughtUp(t, rf) })
+
+	all := append(scenario, extra...)
+	got := viewstoretest.Capture(t, views, ids(all), recipients)
+	want := viewstoretest.Capture(t, fresh, ids(all), recipients)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("restarted views differ from fresh ones:\n%+v\n%+v", got, want)
+	}
+	if got.Latency.Count != 3+20 {
+		t.Fatalf("latency count %d, want %d", got.Latency.Count, 23)
+	}
+}
+
+func TestRebuildWhileAppending(t *testing.T) {
+	t.Parallel()
+	log := openLog(t)
+	views := openViews(t, filepath.Join(t.TempDir(), "views.db"))
+	r := newRunner(t, log, views)
+	startRunner(t, r)
+
+	scenario := viewstoretest.Scenario()
+	appendStreams(t, log, scenario...)
+	initial := moreStreams("a", 300, viewstoretest.Base.Add(6*time.Hour))
+	appendStreams(t, log, initial...)
+	eventually(t, "catch up", func() bool { return caughtUp(t, r) })
+
+	ctx := context.Background()
+	// Appends keep arriving until every projection was rebuilt twice.
+	stopAppending := make(chan struct{})
+	appending := make(chan struct{})
+	var live []viewstoretest.Stream
+	go func() {
+		defer close(appending)
+		for i := 0; ; i++ {
+			select {
+			case <-stopAppending:
+				return
+			default:
+			}
+			s := moreStreams(fmt.Sprintf("b%05d", i), 1, viewstoretest.Base.Add(8*time.Hour+time.Duration(i)*time.Second))[0]
+			if i%3 != 0 { // moreStreams(…, 1, …) is always in-app; vary it
+				s = viewstoretest.SimpleStream(s.ID, "user-r", domain.ChannelWebhook, domain.PriorityLow, viewstoretest.Base.Add(8*time.Hour+time.Duration(i)*time.Second))
+			}
+			appendStreams(t, log, s)
+			live = append(live, s)
+		}
+	}()
+	// Queries keep answering throughout.
+	stopReads := make(chan struct{})
+	readErrs := make(chan error, 1)
+	go func() {
+		defer close(readErrs)
+		for {
+			select {
+			case <-stopReads:
+				return
+			default:
+			}
+			if _, err := views.Notification(ctx, viewstoretest.N1); err != nil {
+				readErrs <- err
+				return
+			}
+			if _, err := views.Search(ctx, projections.SearchQuery{RecipientID: "user-r", Limit: 10}); err != nil {
+				readErrs <- err
+				return
+			}
+		}
+	}()
+	// Rebuild every projection twice while the appends go on.
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		rebuilds = map[string]int{}
+	)
+	for _, p := range projections.Names() {
+		wg.Go(func() {
+			for range 2 {
+				if err := r.Rebuild(ctx, p); err != nil {
+					t.Errorf("rebuild %s: %v", p, err)
+					return
+				}
+				mu.Lock()
+				rebuilds[p]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	close(stopAppending)
+	<-appending
+	appended := len(live)
+	if appended == 0 {
+		t.Fatal("nothing was appended during the rebuilds; the test proves nothing")
+	}
+	close(stopReads)
+	if err := <-readErrs; err != nil {
+		t.Fatalf("a query failed during the rebuild: %v", err)
+	}
+	eventually(t, "catch up after rebuild", func() bool { return caughtUp(t, r) })
+	st, _ := r.Status(ctx)
+	for _, s := range st {
+		if s.Rebuilds != rebuilds[s.Name] || s.Rebuilds < 1 || s.RebuildError != "" {
+			t.Errorf("%s: status says %d rebuilds (error %q), %d done", s.Name, s.Rebuilds, s.RebuildError, rebuilds[s.Name])
+		}
+	}
+	t.Logf("rebuilds while appending: %v; %d notifications appended meanwhile", rebuilds, appended)
+	// Still live after the swap.
+	appendStreams(t, log, viewstoretest.SimpleStream("after", "user-r", domain.ChannelInApp, domain.PriorityHigh, viewstoretest.Base.Add(9*time.Hour)))
+	eventually(t, "live after rebuild", func() bool {
+		_, err := views.Notification(ctx, "after")
+		return err == nil && caughtUp(t, r)
+	})
+
+	fresh := openViews(t, filepath.Join(t.TempDir(), "fresh.db"))
+	rf := newRunner(t, log, fresh)
+	startRunner(t, rf)
+	eventually(t, "fresh catch up", func() bool { return caughtUp(t, rf) })
+
+	all := append(append(append(scenario, initial...), live...), viewstoretest.Stream{ID: "after"})
+	got := viewstoretest.Capture(t, views, ids(all), recipients)
+	want := viewstoretest.Capture(t, fresh, ids(all), recipients)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("rebuilt views differ from incrementally built ones")
+	}
+	if want := 100 + (appended+2)/3 + 1; got.Inboxes["user-r"].UnreadCount != want {
+		t.Fatalf("user-r unread = %d, want %d", got.Inboxes["user-r"].UnreadCount, want)
+	}
+}
+
+func TestRebuildErrors(t *testing.T) {
+	t.Parallel()
+	log := openLog(t)
+	views := openViews(t, filepath.Join(t.TempDir(), "views.db"))
+	r := newRunner(t, log, views)
+	if err := r.StartRebuild(projections.ProjectionInbox); !errors.Is(err, projections.ErrNotRunning) {
+		t.Fatalf("StartRebuild before Run: %v, want ErrNotRunning", err)
+	}
+	startRunner(t, r)
+	if err := r.StartRebuild("nope"); !errors.Is(err, projections.ErrUnknownProjection) {
+		t.Fatalf("unknown projection: %v", err)
+	}
+	if _, err := projections.NewRunner(log, views, projections.RunnerOptions{Projections: []string{"nope"}}); !errors.Is(err, projections.ErrUnknownProjection) {
+		t.Fatalf("NewRunner with unknown projection: %v", err)
+	}
+	if _, err := projections.NewRunner(nil, views, projections.RunnerOptions{}); err == nil {
+		t.Fatal("NewRunner accepted a nil log")
+	}
+	appendStreams(t, log, viewstoretest.Scenario()...)
+	if err := r.StartRebuild(projections.ProjectionInbox); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "background rebuild done", func() bool {
+		st, _ := r.Status(context.Background())
+		return st[1].Rebuilds == 1 && !st[1].Rebuilding && caughtUp(t, r)
+	})
+	if in, _ := views.Inbox(context.Background(), "user-2", projections.InboxQuery{}); in.UnreadCount != 1 {
+		t.Fatalf("inbox after background rebuild = %+v", in)
+	}
+}
+
+// flakyStore fails the first failures Apply calls to the inbox projection.
+type flakyStore struct {
+	projections.Store
+	mu       sync.Mutex
+	failures int
+}
+
+func (f *flakyStore) Apply(ctx context.Context, projection string, evs []eventstore.RecordedEvent, cp eventstore.Position) error {
+	f.mu.Lock()
+	fail := projection == projections.ProjectionInbox && f.failures > 0
+	if fail {
+		f.failures--
+	}
+	f.mu.Unlock()
+	if fail {
+		return errors.New("disk on fire")
+	}
+	return f.Store.Apply(ctx, projection, evs, cp)
+}
+
+func TestRunnerRetriesAFailingProjection(t *testing.T) {
+	t.Parallel()
+	log := openLog(t)
+	views := openViews(t, filepath.Join(t.TempDir(), "views.db"))
+	flaky := &flakyStore{Store: views, failures: 3}
+	r, err := projections.NewRunner(log, flaky, projections.RunnerOptions{RetryDelay: time.Millisecond, MaxRetryDelay: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendStreams(t, log, viewstoretest.Scenario()...)
+	startRunner(t, r)
+	eventually(t, "catch up despite failures", func() bool { return caughtUp(t, r) })
+	st, _ := r.Status(context.Background())
+	for _, s := range st {
+		wantFailures := 0
+		if s.Name == projections.ProjectionInbox {
+			wantFailures = 3
+		}
+		if s.Failures != wantFailures || s.LastError != "" {
+			t.Errorf("%s: %d failures, last error %q; want %d, none", s.Name, s.Failures, s.LastError, wantFailures)
+		}
+	}
+	if in, _ := views.Inbox(context.Background(), "user-2", projections.InboxQuery{}); in.UnreadCount != 1 || len(in.Items) != 1 {
+		t.Fatalf("inbox after retries = %+v", in)
+	}
+}
+
+func TestRunnerShowsAPersistentFailure(t *testing.T) {
+	t.Parallel()
+	log := openLog(t)
+	views := openViews(t, filepath.Join(t.TempDir(), "views.db"))
+	flaky := &flakyStore{Store: views, failures: 1 << 30}
+	r, err := projections.NewRunner(log, flaky, projections.RunnerOptions{RetryDelay: time.Millisecond, MaxRetryDelay: 2 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendStreams(t, log, viewstoretest.Scenario()...)
+	startRunner(t, r)
+	eventually(t, "the failure in the status", func() bool {
+		st, _ := r.Status(context.Background())
+		return st[1].LastError != "" && st[1].Failures >= 2 && st[0].LagEvents == 0
+	})
+	st, _ := r.Status(context.Background())
+	if st[1].Checkpoint != 0 || st[1].LagEvents != uint64(st[1].Head) || st[1].LastError == "" {
+		t.Fatalf("failing inbox status = %+v", st[1])
+	}
+}
