@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,8 +13,12 @@ import (
 	"sort"
 	"time"
 
+	"herald/commands"
+	"herald/domain"
 	"herald/infra/benchmark"
 	"herald/infra/eventstore/sqlite"
+	viewsqlite "herald/infra/viewstore/sqlite"
+	"herald/projections"
 )
 
 // bench measures this machine and prints one line per case in the
@@ -46,11 +51,11 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	suites := fs.Args()
 	if len(suites) == 0 {
-		suites = []string{"eventstore", "api"}
+		suites = []string{"eventstore", "api", "projection"}
 	}
 	for _, s := range suites {
-		if s != "eventstore" && s != "api" {
-			return fmt.Errorf("bench: unknown suite %q (want eventstore or api)", s)
+		if s != "eventstore" && s != "api" && s != "projection" {
+			return fmt.Errorf("bench: unknown suite %q (want eventstore, api or projection)", s)
 		}
 	}
 	if *runs < 1 || *events < 64 {
@@ -71,6 +76,8 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			err = benchEventStore(ctx, *dir, *runs, *events, stdout, stderr)
 		case "api":
 			err = benchAPI(ctx, *dir, *runs, time.Duration(*seconds)*time.Second, stdout, stderr)
+		case "projection":
+			err = benchProjection(ctx, *dir, *runs, stdout, stderr)
 		}
 		if err != nil {
 			return err
@@ -175,4 +182,90 @@ func benchServer(ctx context.Context, dataDir string) (string, func() error, err
 		cancel()
 		return "", nil, err
 	}
+}
+
+// benchProjection fills a log with 100,000 notifications (through the real
+// command handlers), then measures how fast a fresh view store catches up
+// from position zero with every projection running — the work of a full
+// rebuild.
+func benchProjection(ctx context.Context, dir string, runs int, stdout, stderr io.Writer) error {
+	logPath := filepath.Join(dir, "projection-events.db")
+	events, err := sqlite.Open(ctx, logPath, sqlite.Options{})
+	if err != nil {
+		return err
+	}
+	defer events.Close()
+	batch, err := commands.NewSendBatchHandler(commands.Deps{Store: events, Clock: time.Now, NewID: commands.UUIDv7})
+	if err != nil {
+		return err
+	}
+	for i := 0; i < 100; i++ {
+		items := make([]commands.BatchItem, 1000)
+		for j := range items {
+			n := i*1000 + j
+			items[j].Request = domain.NotificationRequest{
+				Recipient: domain.Recipient{ID: fmt.Sprintf("user-%d", n%5000), Email: fmt.Sprintf("u%d@example.com", n%5000)},
+				Channels:  []domain.Channel{domain.ChannelEmail, domain.ChannelInApp},
+				Content:   &domain.Content{Subject: "Hello", Body: fmt.Sprintf("Message %d", n)},
+				Category:  []string{"security", "billing", "marketing"}[n%3],
+			}
+		}
+		res, err := batch.Handle(ctx, commands.SendBatch{Origin: commands.Origin{Actor: "bench"}, Items: items})
+		if err != nil {
+			return err
+		}
+		for _, it := range res.Items {
+			if it.Err != nil {
+				return fmt.Errorf("bench: filling the log: %w", it.Err)
+			}
+		}
+	}
+	head, err := events.Head(ctx)
+	if err != nil {
+		return err
+	}
+	var figs []float64
+	for r := 0; r < runs; r++ {
+		views, err := viewsqlite.Open(ctx, filepath.Join(dir, fmt.Sprintf("projection-views-%d.db", r)), viewsqlite.Options{})
+		if err != nil {
+			return err
+		}
+		runner, err := projections.NewRunner(events, views, projections.RunnerOptions{})
+		if err != nil {
+			return errors.Join(err, views.Close())
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		start := time.Now()
+		go func() { done <- runner.Run(rctx) }()
+		for caughtUp := false; !caughtUp; {
+			sts, err := runner.Status(ctx)
+			if err != nil {
+				cancel()
+				<-done
+				return errors.Join(err, views.Close())
+			}
+			caughtUp = true
+			for _, st := range sts {
+				if st.Checkpoint < head {
+					caughtUp = false
+				}
+			}
+			if !caughtUp {
+				time.Sleep(5 * time.Millisecond) // polling the catch-up, not waiting for a condition
+			}
+		}
+		elapsed := time.Since(start)
+		cancel()
+		<-done
+		if err := views.Close(); err != nil {
+			return err
+		}
+		eps := float64(head) / elapsed.Seconds()
+		fmt.Fprintf(stderr, "run %d bench projection_rebuild events=%d projections=%d seconds=%.2f events_per_sec=%.0f\n", r+1, head, len(projections.Names()), elapsed.Seconds(), eps)
+		figs = append(figs, eps)
+	}
+	sort.Float64s(figs)
+	fmt.Fprintf(stdout, "bench projection_rebuild events_per_sec=%.0f\n", figs[len(figs)/2])
+	return nil
 }
