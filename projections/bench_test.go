@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -73,4 +74,44 @@ func benchmarkCatchUp(b *testing.B, names []string) {
 		views.Close()
 	}
 	b.ReportMetric(float64(head)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkLiveLatency measures append → visible in the status view under
+// light load (one append at a time), reporting p50 and p99.
+func BenchmarkLiveLatency(b *testing.B) {
+	ctx := context.Background()
+	dir := b.TempDir()
+	log, err := eventsqlite.Open(ctx, filepath.Join(dir, "events.db"), eventsqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer log.Close()
+	views, err := viewsqlite.Open(ctx, filepath.Join(dir, "views.db"), viewsqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer views.Close()
+	r, _ := projections.NewRunner(log, views, projections.RunnerOptions{})
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		s := viewstoretest.SimpleStream(domain.NotificationID(fmt.Sprintf("l-%d", i)), "u", domain.ChannelWebhook, domain.PriorityNormal, viewstoretest.Base)
+		start := time.Now()
+		appendStreams(b, log, s)
+		for {
+			if _, err := views.Notification(ctx, s.ID); err == nil {
+				break
+			}
+			time.Sleep(100 * time.Microsecond) // poll interval
+		}
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50_ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99_ms")
 }

@@ -43,7 +43,7 @@ type Runner struct {
 	procs map[string]*projector
 
 	retry, maxRetry time.Duration
-	order []string
+	order           []string
 
 	mu      sync.Mutex
 	running context.Context // set by Run; rebuilds started by StartRebuild live in it
@@ -200,11 +200,18 @@ func (r *Runner) StartRebuild(projection string) error {
 // caught up, the projection's own goroutine applies the last few events to
 // it and swaps it in (Store.CompleteRebuild), then continues live from the
 // shadow's checkpoint. Rebuild returns when the swap is done, or with an
-// error (the live view is then untouched). Run must be running.
+// error (the live view is then untouched). Run must be running, or it fails
+// with ErrNotRunning; if Run stops midway, Rebuild waits for ctx.
 func (r *Runner) Rebuild(ctx context.Context, projection string) error {
 	p, ok := r.procs[projection]
 	if !ok {
 		return fmt.Errorf("rebuild %q: %w", projection, ErrUnknownProjection)
+	}
+	r.mu.Lock()
+	running := r.running != nil && r.running.Err() == nil
+	r.mu.Unlock()
+	if !running {
+		return fmt.Errorf("rebuild %q: %w", projection, ErrNotRunning)
 	}
 	if err := p.claimRebuild(); err != nil {
 		return err

@@ -78,7 +78,7 @@ func startRunner(t *testing.T, r *projections.Runner) (stop func()) {
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -235,13 +235,19 @@ func TestRebuildWhileAppending(t *testing.T) {
 	eventually(t, "catch up", func() bool { return caughtUp(t, r) })
 
 	ctx := context.Background()
-	// Appends keep arriving until every projection was rebuilt twice.
+	// Appends keep arriving while every projection is rebuilt twice.
 	stopAppending := make(chan struct{})
 	appending := make(chan struct{})
 	var live []viewstoretest.Stream
 	go func() {
 		defer close(appending)
-		for i := 0; ; i++ {
+		// Start once every rebuild is under way, and stop at a cap so that
+		// rebuilds on a slow machine (-race) still catch up with the log.
+		eventually(t, "rebuilds under way", func() bool {
+			st, _ := r.Status(ctx)
+			return st[0].Rebuilding && st[1].Rebuilding && st[2].Rebuilding
+		})
+		for i := range 600 {
 			select {
 			case <-stopAppending:
 				return
@@ -345,6 +351,9 @@ func TestRebuildErrors(t *testing.T) {
 	if err := r.StartRebuild(projections.ProjectionInbox); !errors.Is(err, projections.ErrNotRunning) {
 		t.Fatalf("StartRebuild before Run: %v, want ErrNotRunning", err)
 	}
+	if err := r.Rebuild(context.Background(), projections.ProjectionInbox); !errors.Is(err, projections.ErrNotRunning) {
+		t.Fatalf("Rebuild before Run: %v, want ErrNotRunning", err)
+	}
 	startRunner(t, r)
 	if err := r.StartRebuild("nope"); !errors.Is(err, projections.ErrUnknownProjection) {
 		t.Fatalf("unknown projection: %v", err)
@@ -359,9 +368,10 @@ func TestRebuildErrors(t *testing.T) {
 	if err := r.StartRebuild(projections.ProjectionInbox); err != nil {
 		t.Fatal(err)
 	}
+
 	eventually(t, "background rebuild done", func() bool {
 		st, _ := r.Status(context.Background())
-		return st[1].Rebuilds == 1 && !st[1].Rebuilding && caughtUp(t, r)
+		return st[1].Rebuilds >= 1 && !st[1].Rebuilding && caughtUp(t, r)
 	})
 	if in, _ := views.Inbox(context.Background(), "user-2", projections.InboxQuery{}); in.UnreadCount != 1 {
 		t.Fatalf("inbox after background rebuild = %+v", in)
@@ -433,5 +443,64 @@ func TestRunnerShowsAPersistentFailure(t *testing.T) {
 	st, _ := r.Status(context.Background())
 	if st[1].Checkpoint != 0 || st[1].LagEvents != uint64(st[1].Head) || st[1].LastError == "" {
 		t.Fatalf("failing inbox status = %+v", st[1])
+	}
+}
+
+// gatedStore holds BeginRebuild until gate is closed.
+type gatedStore struct {
+	projections.Store
+	gate chan struct{}
+}
+
+func (g *gatedStore) BeginRebuild(ctx context.Context, projection string) error {
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.Store.BeginRebuild(ctx, projection)
+}
+
+func TestOneRebuildAtATime(t *testing.T) {
+	t.Parallel()
+	log := openLog(t)
+	views := openViews(t, filepath.Join(t.TempDir(), "views.db"))
+	gated := &gatedStore{Store: views, gate: make(chan struct{})}
+	r := newRunner(t, log, gated)
+	startRunner(t, r)
+	appendStreams(t, log, viewstoretest.Scenario()...)
+	if err := r.StartRebuild(projections.ProjectionAnalytics); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.StartRebuild(projections.ProjectionAnalytics); !errors.Is(err, projections.ErrRebuildInProgress) {
+		t.Fatalf("second StartRebuild: %v, want ErrRebuildInProgress", err)
+	}
+	if err := r.Rebuild(context.Background(), projections.ProjectionAnalytics); !errors.Is(err, projections.ErrRebuildInProgress) {
+		t.Fatalf("Rebuild during StartRebuild: %v, want ErrRebuildInProgress", err)
+	}
+	st, _ := r.Status(context.Background())
+	if !st[2].Rebuilding || st[0].Rebuilding || st[1].Rebuilding {
+		t.Fatalf("status while rebuilding analytics = %+v", st)
+	}
+	close(gated.gate)
+	eventually(t, "rebuild done", func() bool {
+		st, _ := r.Status(context.Background())
+		return st[2].Rebuilds == 1 && !st[2].Rebuilding && caughtUp(t, r)
+	})
+	// A rebuild that cannot finish (its ctx ends) leaves the live view as it was.
+	gated.gate = make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- r.Rebuild(ctx, projections.ProjectionAnalytics) }()
+	eventually(t, "second rebuild under way", func() bool {
+		st, _ := r.Status(context.Background())
+		return st[2].Rebuilding
+	})
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled rebuild: %v", err)
+	}
+	if fails, err := views.Failures(context.Background(), projections.FailuresQuery{}); err != nil || len(fails) != 2 {
+		t.Fatalf("failures after a cancelled rebuild = %+v, %v", fails, err)
 	}
 }

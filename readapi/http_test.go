@@ -82,7 +82,7 @@ func newFixture(t *testing.T, opt readapi.Options) *fixture {
 
 func (f *fixture) waitCaughtUp(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		st, err := f.runner.Status(context.Background())
 		if err != nil {
@@ -402,7 +402,7 @@ func TestAdminProjections(t *testing.T) {
 	if code != http.StatusAccepted || body["name"] != "analytics" || h.Get("Location") != "/v1/admin/projections" {
 		t.Fatalf("rebuild = %d %v", code, body)
 	}
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		ps := f.get(t, "/v1/admin/projections")["projections"].([]any)
 		a := ps[2].(map[string]any)
@@ -479,4 +479,24 @@ func TestProblemCatalogue(t *testing.T) {
 		}
 		seen[p.Name] = true
 	}
+}
+
+// busyAdmin is a runner that is always rebuilding and cannot report status.
+type busyAdmin struct{}
+
+func (busyAdmin) Status(context.Context) ([]projections.ProjectionStatus, error) {
+	return nil, fmt.Errorf("read head: %w", eventstore.ErrClosed)
+}
+
+func (busyAdmin) StartRebuild(name string) error {
+	return fmt.Errorf("rebuild %q: %w", name, projections.ErrRebuildInProgress)
+}
+
+func TestAdminErrorMapping(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(readapi.NewHTTP(readapi.Views{Projections: busyAdmin{}}, readapi.Options{}))
+	t.Cleanup(srv.Close)
+	f := &fixture{srv: srv}
+	f.problem(t, http.MethodPost, "/v1/admin/projections/inbox/rebuild", 409, "conflict", "")
+	f.problem(t, http.MethodGet, "/v1/admin/projections", 503, "unavailable", "")
 }
