@@ -177,10 +177,24 @@ func (s *Store) changed() <-chan struct{} {
 
 // Append implements eventstore.Store.
 func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events ...eventstore.EventData) (eventstore.AppendResult, error) {
-	reqs := [1]eventstore.AppendRequest{{Stream: stream, Expected: expected, Events: events}}
-	results, errs := s.AppendMany(ctx, reqs[:])
-	return results[0], errs[0]
+	// Single appends are the hot path: their pending record is reused, so
+	// a caller costs no allocation of its own beyond what it passes in.
+	p := pendingPool.Get().(*pending)
+	p.oneReq[0] = eventstore.AppendRequest{Stream: stream, Expected: expected, Events: events}
+	p.oneRes[0], p.oneErr[0] = eventstore.AppendResult{}, nil
+	p.reqs, p.results, p.errs = p.oneReq[:], p.oneRes[:], p.oneErr[:]
+	p.state.Store(pendingQueued)
+	reusable := s.submit(ctx, p)
+	res, err := p.oneRes[0], p.oneErr[0]
+	if reusable {
+		p.oneReq[0] = eventstore.AppendRequest{} // drop the caller's events
+		p.oneErr[0] = nil
+		pendingPool.Put(p)
+	}
+	return res, err
 }
+
+var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan struct{}, 1)} }}
 
 // AppendMany implements eventstore.Store. All requests go into one group
 // commit, together with whatever other callers queued meanwhile.
@@ -189,15 +203,24 @@ func (s *Store) AppendMany(ctx context.Context, reqs []eventstore.AppendRequest)
 		reqs:    reqs,
 		results: make([]eventstore.AppendResult, len(reqs)),
 		errs:    make([]error, len(reqs)),
-		done:    make(chan struct{}),
+		done:    make(chan struct{}, 1),
 	}
-	fail := func(err error) ([]eventstore.AppendResult, []error) {
+	s.submit(ctx, p)
+	return p.results, p.errs
+}
+
+// submit validates p's requests, hands them to the writer and waits for the
+// outcome, which it leaves in p. It reports whether p may be reused: not
+// when the caller gave up while p sat in the queue, since the writer will
+// still look at it.
+func (s *Store) submit(ctx context.Context, p *pending) (reusable bool) {
+	fail := func(err error) bool {
 		for i := range p.errs {
 			p.errs[i] = err
 		}
-		return p.results, p.errs
+		return true
 	}
-	for i, r := range reqs {
+	for i, r := range p.reqs {
 		if err := checkStreamName(r.Stream); err != nil {
 			p.errs[i] = err
 			continue
@@ -231,16 +254,17 @@ func (s *Store) AppendMany(ctx context.Context, reqs []eventstore.AppendRequest)
 	}
 	select {
 	case <-p.done:
-		return p.results, p.errs
+		return true
 	case <-ctx.Done():
 		// Only give up if the writer has not started on it; once it has,
 		// the outcome is moments away and the caller must learn it, or
 		// it would believe an append that did land had not.
 		if p.state.CompareAndSwap(pendingQueued, pendingAbandoned) {
-			return fail(ctx.Err())
+			fail(ctx.Err())
+			return false
 		}
 		<-p.done
-		return p.results, p.errs
+		return true
 	}
 }
 

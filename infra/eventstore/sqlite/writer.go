@@ -28,7 +28,13 @@ type pending struct {
 	results []eventstore.AppendResult
 	errs    []error // pre-filled with validation errors; the writer skips those
 	state   atomic.Int32
-	done    chan struct{}
+	done    chan struct{} // capacity 1; the writer sends once when decided
+
+	// Storage for a single Append, so that a pooled pending needs no
+	// slices of its own.
+	oneReq [1]eventstore.AppendRequest
+	oneRes [1]eventstore.AppendResult
+	oneErr [1]error
 }
 
 func (p *pending) events() int {
@@ -298,7 +304,7 @@ func (w *writer) group(first *pending) {
 		}
 	}
 	for _, p := range g.live {
-		close(p.done)
+		p.done <- struct{}{} // buffered: exactly one send per taken append
 	}
 	if err == nil && len(g.live) > 0 {
 		w.s.wake()
