@@ -205,7 +205,7 @@ func (e EventData) Validate() error {
 		return fmt.Errorf("%w: missing id", ErrInvalidEvent)
 	case e.Type == "":
 		return fmt.Errorf("%w %s: missing type", ErrInvalidEvent, e.ID)
-	case len(e.Data) > 0 && !json.Valid(e.Data):
+	case len(e.Data) > 0 && !validJSON(e.Data):
 		return fmt.Errorf("%w %s: data is not JSON", ErrInvalidEvent, e.ID)
 	}
 	return nil
