@@ -50,6 +50,9 @@ func MarshalEvent(e Event) (eventType string, data []byte, err error) {
 	return eventType, buf.Bytes(), nil
 }
 
+// currentSchemaPrefix is how every event MarshalEvent writes begins.
+var currentSchemaPrefix = []byte(`{"schema_version":` + strconv.Itoa(EventSchemaVersion) + `,`)
+
 // UnmarshalEvent decodes data written by MarshalEvent for eventType and
 // returns the event as a value (DeliveryPlanned, not *DeliveryPlanned).
 // Unknown types fail with ErrUnknownEventType, a missing or unsupported
@@ -61,17 +64,22 @@ func UnmarshalEvent(eventType string, data []byte) (Event, error) {
 	if !ok {
 		return nil, fmt.Errorf("unmarshal event %q: %w", eventType, ErrUnknownEventType)
 	}
-	var head struct {
-		SchemaVersion *int `json:"schema_version"`
-	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		return nil, fmt.Errorf("unmarshal event %q: %w", eventType, err)
-	}
-	switch {
-	case head.SchemaVersion == nil:
-		return nil, fmt.Errorf("unmarshal event %q: missing schema_version: %w", eventType, ErrUnsupportedSchema)
-	case *head.SchemaVersion != EventSchemaVersion:
-		return nil, fmt.Errorf("unmarshal event %q: schema_version %d: %w", eventType, *head.SchemaVersion, ErrUnsupportedSchema)
+	// MarshalEvent writes schema_version first, so events it wrote are
+	// recognised by their first bytes; anything else pays for a separate
+	// decode of the version.
+	if !bytes.HasPrefix(data, currentSchemaPrefix) {
+		var head struct {
+			SchemaVersion *int `json:"schema_version"`
+		}
+		if err := json.Unmarshal(data, &head); err != nil {
+			return nil, fmt.Errorf("unmarshal event %q: %w", eventType, err)
+		}
+		switch {
+		case head.SchemaVersion == nil:
+			return nil, fmt.Errorf("unmarshal event %q: missing schema_version: %w", eventType, ErrUnsupportedSchema)
+		case *head.SchemaVersion != EventSchemaVersion:
+			return nil, fmt.Errorf("unmarshal event %q: schema_version %d: %w", eventType, *head.SchemaVersion, ErrUnsupportedSchema)
+		}
 	}
 	e, err := decode(data)
 	if err != nil {
