@@ -281,8 +281,14 @@ func (w *writer) group(first *pending) {
 		}
 		select {
 		case p := <-w.queue:
-			arrivals = append(arrivals, p)
+			// Written at once: the loop may end on this caller's events
+			// (a large AppendMany), and every caller taken must be in the
+			// transaction or it would never get its answer.
 			n += p.events()
+			received++
+			arrivals = append(arrivals, p)
+			err = w.add(ctx, g, arrivals)
+			arrivals = arrivals[:0]
 			continue
 		case <-timer.C:
 		}
