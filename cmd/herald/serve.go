@@ -70,7 +70,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if err != nil {
 		return errors.Join(err, views.Close(), raw.Close())
 	}
-	registerProjectionMetrics(m, runner)
+	registerProjectionMetrics(context.WithoutCancel(ctx), m, runner)
 
 	app, err := newApp(cfg, events, views, runner, m, time.Now)
 	if err != nil {
@@ -205,11 +205,12 @@ func ownRouting(h http.Handler) http.Handler {
 }
 
 // registerProjectionMetrics exposes each projection's lag, read from the
-// runner at scrape time.
-func registerProjectionMetrics(m *metrics.Metrics, runner *projections.Runner) {
+// runner at scrape time (a scrape has no context of its own: base stands in,
+// bounded by a second).
+func registerProjectionMetrics(base context.Context, m *metrics.Metrics, runner *projections.Runner) {
 	lag := func(name string, seconds bool) func() float64 {
 		return func() float64 {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			ctx, cancel := context.WithTimeout(base, time.Second)
 			defer cancel()
 			sts, err := runner.Status(ctx)
 			if err != nil {

@@ -52,6 +52,9 @@ type writer struct {
 	s     *Store
 	conn  *sql.Conn
 	queue chan *pending
+	// base carries the values of Open's context but not its end: the
+	// writer lives as long as the store, and Close is what stops it.
+	base context.Context
 
 	// Statements prepared on the driver connection itself: the writer runs
 	// inside sql.Conn.Raw for its whole life, which spares every statement
@@ -97,7 +100,7 @@ func newWriter(ctx context.Context, s *Store) (*writer, error) {
 		conn.Close()
 		return nil, err
 	}
-	return &writer{s: s, conn: conn, queue: make(chan *pending, 1024), versions: make(map[string]uint64), lastDataVer: -1}, nil
+	return &writer{s: s, conn: conn, base: context.WithoutCancel(ctx), queue: make(chan *pending, 1024), versions: make(map[string]uint64), lastDataVer: -1}, nil
 }
 
 // start runs the writer on its driver connection until closing is closed.
@@ -128,7 +131,7 @@ func (w *writer) prepare(dc any) error {
 	if !ok {
 		return errors.New("prepare writer: driver cannot prepare with a context")
 	}
-	ctx := context.Background() // preparing is local CPU work
+	ctx := w.base
 	var err error
 	prep := func(q string) driver.Stmt {
 		if err != nil {
@@ -238,7 +241,7 @@ func (w *writer) run(closing <-chan struct{}) {
 // soon as they are all back, and is bounded by a fraction of a commit's
 // duration, so a lone caller never waits long.
 func (w *writer) group(first *pending) {
-	ctx := context.Background() // a group commit must not be cut short by one caller
+	ctx := w.base // a group commit must not be cut short by one caller
 	start := time.Now()
 	expected := w.lastReleased + w.queuedAtRelease
 	g := &txGroup{staged: make(map[string]uint64)}
