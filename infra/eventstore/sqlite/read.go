@@ -29,29 +29,37 @@ func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, limit in
 	return evs, nil
 }
 
-// readRange reads up to limit events after position after. It works on the
-// driver connection directly: database/sql's Scan would copy every value a
-// second time, and reads are what projection rebuilds spend their time on.
+// readRange reads up to limit events after position after.
 func (s *Store) readRange(ctx context.Context, after eventstore.Position, limit int) ([]eventstore.RecordedEvent, error) {
+	return s.queryEvents(ctx, `WHERE position > ? ORDER BY position LIMIT ?`, limit, int64(after), int64(limit))
+}
+
+// queryEvents runs SELECT selectColumns FROM events <where> and converts the
+// rows. It works on the driver connection directly: database/sql's Scan
+// would copy every value a second time, and reads are what projection
+// rebuilds spend their time on.
+func (s *Store) queryEvents(ctx context.Context, where string, capHint int, args ...any) ([]eventstore.RecordedEvent, error) {
 	conn, err := s.readDB.Conn(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
+	nv := make([]driver.NamedValue, len(args))
+	for i, a := range args {
+		nv[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+	}
 	var evs []eventstore.RecordedEvent
 	err = conn.Raw(func(dc any) error {
 		q, ok := dc.(driver.QueryerContext)
 		if !ok {
 			return errors.New("driver connection cannot query")
 		}
-		rows, err := q.QueryContext(ctx, `SELECT `+selectColumns+` FROM events
-			WHERE position > ? ORDER BY position LIMIT ?`,
-			[]driver.NamedValue{{Ordinal: 1, Value: int64(after)}, {Ordinal: 2, Value: int64(limit)}})
+		rows, err := q.QueryContext(ctx, `SELECT `+selectColumns+` FROM events `+where, nv)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
-		evs, err = readRows(rows, limit)
+		evs, err = readRows(rows, capHint)
 		return err
 	})
 	return evs, err

@@ -277,12 +277,8 @@ func (s *Store) ReadStream(ctx context.Context, stream string, after uint64, lim
 		// SQLite integers are signed 64-bit: nothing can be stored there.
 		after = math.MaxInt64
 	}
-	rows, err := s.readDB.QueryContext(ctx, `SELECT `+selectColumns+` FROM events
-		WHERE stream = ? AND version > ? ORDER BY version LIMIT ?`, stream, int64(after), limit)
-	if err != nil {
-		return nil, fmt.Errorf("read stream %s: %w", stream, err)
-	}
-	evs, err := scanEvents(rows, limit)
+	evs, err := s.queryEvents(ctx, `WHERE stream = ? AND version > ? ORDER BY version LIMIT ?`, limit,
+		stream, int64(after), int64(limit))
 	if err != nil {
 		return nil, fmt.Errorf("read stream %s: %w", stream, err)
 	}
@@ -306,29 +302,6 @@ func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
 		return 0, fmt.Errorf("read head: %w", err)
 	}
 	return eventstore.Position(head), nil
-}
-
-func scanEvents(rows *sql.Rows, capHint int) ([]eventstore.RecordedEvent, error) {
-	defer rows.Close()
-	evs := make([]eventstore.RecordedEvent, 0, min(capHint, 1024))
-	for rows.Next() {
-		var (
-			e          eventstore.RecordedEvent
-			recordedAt int64
-			envelope   string
-			data       []byte
-		)
-		if err := rows.Scan(&e.Position, &e.Stream, &e.Version, &recordedAt, &envelope, &data); err != nil {
-			return nil, err
-		}
-		if err := decodeEnvelope(envelope, &e); err != nil {
-			return nil, err
-		}
-		e.RecordedAt = time.Unix(0, recordedAt).UTC()
-		e.Data = data
-		evs = append(evs, e)
-	}
-	return evs, rows.Err()
 }
 
 // maxStreamName bounds stream names; Herald's own are under 100 bytes.

@@ -73,10 +73,11 @@ type writer struct {
 	lastDataVer int64
 
 	// Group-forming state: how many callers the last commit released, how
-	// many were already queued then, and a moving average of commit time.
+	// many were already queued then, and a moving average of a group's
+	// whole time (waiting, writing and committing).
 	lastReleased    int
 	queuedAtRelease int
-	avgCommit       time.Duration
+	avgGroup        time.Duration
 
 	rows []row               // reused between batches
 	args []driver.NamedValue // reused between batches
@@ -325,7 +326,7 @@ func (w *writer) group(first *pending) {
 	if err == nil && len(g.live) > 0 {
 		w.s.wake()
 	}
-	w.avgCommit += (time.Since(start) - w.avgCommit) / 8
+	w.avgGroup += (time.Since(start) - w.avgGroup) / 8
 	w.lastReleased = received
 	w.queuedAtRelease = len(w.queue)
 }
@@ -333,7 +334,7 @@ func (w *writer) group(first *pending) {
 // commitDelay bounds how long a group waits for more callers: half of the
 // recent group time, at most MaxCommitDelay.
 func (w *writer) commitDelay() time.Duration {
-	return min(w.avgCommit/2, w.s.opts.MaxCommitDelay)
+	return min(w.avgGroup/2, w.s.opts.MaxCommitDelay)
 }
 
 // txGroup is the transaction being filled.
