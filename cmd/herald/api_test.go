@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 )
 
 const (
@@ -16,33 +14,29 @@ const (
 	testAdminKey = "ops-secret-0123456789"
 )
 
-// startServe runs `serve` in-process on an ephemeral port with two keys and
-// returns its base URL; the server stops when the test ends.
+// serveArgs are the arguments of a test server on an ephemeral port.
+func serveArgs(dataDir string, keys ...string) []string {
+	args := []string{"--addr", "127.0.0.1:0", "--data", dataDir, "--log-level", "warn"}
+	for _, k := range keys {
+		args = append(args, "--api-key", k)
+	}
+	return args
+}
+
+// startServe runs `serve` in-process with two keys (app: send; ops: all
+// scopes) and returns its base URL; the server stops when the test ends.
 func startServe(t *testing.T, dataDir string) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	started := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	args := []string{"--addr", "127.0.0.1:0", "--data", dataDir, "--log-level", "warn",
-		"--api-key", "app:" + testSendKey + ":send", "--api-key", "ops:" + testAdminKey + ":send+read+admin"}
-	go func() { done <- serve(ctx, args, io.Discard, io.Discard, func(string) string { return "" }, started) }()
-	select {
-	case a := <-started:
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		})
-		return "http://" + a.String()
-	case err := <-done:
-		cancel()
+	base, stop, err := startInProcess(context.Background(), serveArgs(dataDir, "app:"+testSendKey+":send", "ops:"+testAdminKey+":send+read+admin"), io.Discard)
+	if err != nil {
 		t.Fatalf("serve: %v", err)
-	case <-time.After(10 * time.Second):
-		cancel()
-		t.Fatal("serve did not start")
 	}
-	return ""
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return base
 }
 
 type answer struct {

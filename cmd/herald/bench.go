@@ -138,7 +138,9 @@ func benchAPI(ctx context.Context, dir string, runs int, d time.Duration, stdout
 	var sends []benchmark.SendFigures
 	var batches []benchmark.BatchFigures
 	for r := 0; r < runs; r++ {
-		base, stop, err := benchServer(ctx, filepath.Join(dir, fmt.Sprintf("api-%d", r)))
+		args := []string{"--addr", "127.0.0.1:0", "--data", filepath.Join(dir, fmt.Sprintf("api-%d", r)),
+			"--log-level", "warn", "--api-key", "bench:" + benchKey + ":send+read+admin"}
+		base, stop, err := startInProcess(ctx, args, os.Stderr)
 		if err != nil {
 			return err
 		}
@@ -169,12 +171,14 @@ func benchAPI(ctx context.Context, dir string, runs int, d time.Duration, stdout
 
 const benchKey = "bench-secret-0123456789"
 
-func benchServer(ctx context.Context, dataDir string) (string, func() error, error) {
+// startInProcess runs `serve` with args in this process until the returned
+// stop is called (stop returns serve's error); it returns once the server
+// listens, with its base URL. The API benchmarks and the tests use it.
+func startInProcess(ctx context.Context, args []string, stderr io.Writer) (string, func() error, error) {
 	sctx, cancel := context.WithCancel(ctx)
 	started := make(chan net.Addr, 1)
 	done := make(chan error, 1)
-	args := []string{"--addr", "127.0.0.1:0", "--data", dataDir, "--log-level", "warn", "--api-key", "bench:" + benchKey + ":send+read+admin"}
-	go func() { done <- serve(sctx, args, io.Discard, os.Stderr, func(string) string { return "" }, started) }()
+	go func() { done <- serve(sctx, args, io.Discard, stderr, func(string) string { return "" }, started) }()
 	select {
 	case a := <-started:
 		return "http://" + a.String(), func() error { cancel(); return <-done }, nil

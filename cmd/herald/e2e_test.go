@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -167,53 +166,35 @@ func TestIdempotencyAcrossRestart(t *testing.T) {
 	t.Parallel()
 	data := t.TempDir()
 	body := `{"recipient":{"email":"ada@example.com"},"content":{"body":"once"}}`
-	first := startServeStoppable(t, data)
-	a := doKey(t, "POST", first.base+"/v1/notifications", testSendKey, body, "order-17")
+	args := serveArgs(data, "app:"+testSendKey+":send")
+	base, stop, err := startInProcess(context.Background(), args, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := doKey(t, "POST", base+"/v1/notifications", testSendKey, body, "order-17")
 	if a.code != 202 {
 		t.Fatalf("first: %d %s", a.code, a.raw)
 	}
 	id := a.body["id"]
-	first.stop(t)
+	if err := stop(); err != nil {
+		t.Fatalf("first server: %v", err)
+	}
 
-	second := startServeStoppable(t, data)
-	defer second.stop(t)
-	a = doKey(t, "POST", second.base+"/v1/notifications", testSendKey, body, "order-17")
+	base, stop, err = startInProcess(context.Background(), args, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := stop(); err != nil {
+			t.Errorf("second server: %v", err)
+		}
+	}()
+	a = doKey(t, "POST", base+"/v1/notifications", testSendKey, body, "order-17")
 	if a.code != 200 || a.body["id"] != id {
 		t.Fatalf("repeat after restart: %d %s, want 200 with id %v", a.code, a.raw, id)
 	}
-	a = doKey(t, "POST", second.base+"/v1/notifications", testSendKey, `{"recipient":{"email":"ada@example.com"},"content":{"body":"other"}}`, "order-17")
+	a = doKey(t, "POST", base+"/v1/notifications", testSendKey, `{"recipient":{"email":"ada@example.com"},"content":{"body":"other"}}`, "order-17")
 	if a.code != 409 || a.body["type"] != "https://herald.dev/problems/idempotency-conflict" {
 		t.Fatalf("same key, other body: %d %s", a.code, a.raw)
 	}
-}
-
-type running struct {
-	base   string
-	cancel context.CancelFunc
-	done   chan error
-}
-
-func (r running) stop(t *testing.T) {
-	t.Helper()
-	r.cancel()
-	if err := <-r.done; err != nil {
-		t.Fatalf("serve: %v", err)
-	}
-}
-
-func startServeStoppable(t *testing.T, dataDir string) running {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	started := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	args := []string{"--addr", "127.0.0.1:0", "--data", dataDir, "--log-level", "warn", "--api-key", "app:" + testSendKey + ":send"}
-	go func() { done <- serve(ctx, args, io.Discard, io.Discard, func(string) string { return "" }, started) }()
-	select {
-	case a := <-started:
-		return running{base: "http://" + a.String(), cancel: cancel, done: done}
-	case err := <-done:
-		cancel()
-		t.Fatalf("serve: %v", err)
-	}
-	return running{}
 }
