@@ -1,7 +1,5 @@
 package commands
 
-import "errors"
-
 // Handlers are the command handlers the HTTP endpoints call.
 type Handlers struct {
 	Send          *SendHandler
@@ -17,15 +15,18 @@ func NewHandlers(d Deps) (Handlers, error) {
 	if err := d.validate("new handlers"); err != nil {
 		return Handlers{}, err
 	}
-	var h Handlers
-	var errs [6]error
-	h.Send, errs[0] = NewSendHandler(d)
-	h.SendBatch, errs[1] = NewSendBatchHandler(d)
-	h.Cancel, errs[2] = NewCancelHandler(d)
-	h.Resend, errs[3] = NewResendHandler(d)
-	h.RecordReceipt, errs[4] = NewRecordReceiptHandler(d)
-	h.MarkRead, errs[5] = NewMarkReadHandler(d)
-	return h, errors.Join(errs[:]...)
+	// The constructors below only fail on missing dependencies, which
+	// validate has just ruled out.
+	x := executor{store: d.Store, newID: d.NewID}
+	send := &SendHandler{x: x, clock: d.Clock}
+	return Handlers{
+		Send:          send,
+		SendBatch:     &SendBatchHandler{send: send},
+		Cancel:        &CancelHandler{x: x, clock: d.Clock},
+		Resend:        &ResendHandler{x: x, clock: d.Clock},
+		RecordReceipt: &RecordReceiptHandler{x: x, clock: d.Clock},
+		MarkRead:      &MarkReadHandler{x: x, clock: d.Clock},
+	}, nil
 }
 
 func (h Handlers) missing() []string {

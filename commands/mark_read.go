@@ -54,15 +54,11 @@ func (h *MarkReadHandler) Handle(ctx context.Context, cmd MarkRead) (MarkReadRes
 		if !state.Exists() || state.Request().Recipient.ID != cmd.RecipientID {
 			return nil, domain.ErrNotificationNotFound
 		}
-		delivery = ""
-		for _, d := range state.Deliveries() {
-			if d.Channel() == domain.ChannelInApp {
-				delivery = d.ID()
-			}
-		}
-		if delivery == "" {
+		d, ok := state.LatestDelivery(domain.ChannelInApp)
+		if !ok {
 			return nil, domain.ErrNotInApp
 		}
+		delivery = d.ID()
 		return domain.DecideNotification(state, domain.MarkRead{DeliveryID: delivery, Now: now, Actor: cmd.Actor})
 	})
 	if err != nil {

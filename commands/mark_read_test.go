@@ -49,7 +49,8 @@ func TestMarkReadInApp(t *testing.T) {
 
 	// Another recipient cannot read (or learn about) this item.
 	mustProblem(t, e.postJSON(t, "/v1/recipients/user-8/inbox/"+id+"/read", ``), http.StatusNotFound, "not-found")
-	// A notification without an in-app delivery.
-	email := e.sendEmail(t)
-	mustProblem(t, e.postJSON(t, "/v1/recipients/user-7/inbox/"+email+"/read", ``), http.StatusNotFound, "not-found")
+	// A notification of the same recipient without an in-app delivery.
+	r = e.postJSON(t, "/v1/notifications", `{"recipient":{"id":"user-7","email":"ada@example.com"},"channels":["email"],"content":{"body":"hi"}}`)
+	mustStatus(t, r, http.StatusAccepted)
+	mustProblem(t, e.postJSON(t, "/v1/recipients/user-7/inbox/"+r.Body["id"].(string)+"/read", ``), http.StatusConflict, "conflict")
 }

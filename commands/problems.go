@@ -67,7 +67,6 @@ type Problem struct {
 // HTTP-level errors, turned into problems by problemFor.
 var (
 	errUnsupportedMediaType = errors.New("content type must be application/json")
-	errBodyTooLarge         = errors.New("request body too large")
 	errRouteNotFound        = errors.New("no such route")
 	errMethodNotAllowed     = errors.New("method not allowed on this route")
 )
@@ -104,11 +103,9 @@ func problemFor(err error) Problem {
 	)
 	detail := err.Error()
 	switch {
-	case errors.As(err, &mbe), errors.Is(err, errBodyTooLarge):
+	case errors.As(err, &mbe):
 		pt = ProblemBodyTooLarge
-		if mbe != nil {
-			detail = fmt.Sprintf("the body must be at most %d bytes", mbe.Limit)
-		}
+		detail = fmt.Sprintf("the body must be at most %d bytes", mbe.Limit)
 	case errors.Is(err, errUnsupportedMediaType):
 		pt = ProblemUnsupportedMediaType
 	case errors.As(err, &ufe):

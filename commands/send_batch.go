@@ -66,12 +66,9 @@ type SendBatchHandler struct {
 // NewSendBatchHandler returns a SendBatchHandler, or an error naming every
 // missing dependency.
 func NewSendBatchHandler(d Deps) (*SendBatchHandler, error) {
-	if err := d.validate("new send batch handler"); err != nil {
-		return nil, err
-	}
 	s, err := NewSendHandler(d)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("new send batch handler: %w", err)
 	}
 	return &SendBatchHandler{send: s}, nil
 }

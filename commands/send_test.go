@@ -250,6 +250,7 @@ func TestNewHandlersRefusesNilDeps(t *testing.T) {
 		{"cancel", func(d commands.Deps) error { _, err := commands.NewCancelHandler(d); return err }},
 		{"resend", func(d commands.Deps) error { _, err := commands.NewResendHandler(d); return err }},
 		{"receipt", func(d commands.Deps) error { _, err := commands.NewRecordReceiptHandler(d); return err }},
+		{"mark read", func(d commands.Deps) error { _, err := commands.NewMarkReadHandler(d); return err }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

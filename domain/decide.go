@@ -474,7 +474,7 @@ func decideResend(n Notification, c RequestResend) ([]Event, error) {
 	channels := c.Channels
 	if len(channels) == 0 {
 		for _, ch := range AllChannels() {
-			if d, ok := n.latest(ch); ok && d.status != DeliveryStatusSuppressed {
+			if d, ok := n.LatestDelivery(ch); ok && d.status != DeliveryStatusSuppressed {
 				channels = append(channels, ch)
 			}
 		}
@@ -491,7 +491,7 @@ func decideResend(n Notification, c RequestResend) ([]Event, error) {
 			return nil, fmt.Errorf("%s %s: unknown or repeated channel %q: %w", op, n.id, ch, ErrInvalidCommand)
 		}
 		seen[ch] = true
-		d, ok := n.latest(ch)
+		d, ok := n.LatestDelivery(ch)
 		switch {
 		case !ok:
 			errs = append(errs, fmt.Errorf("%s %s: channel %s: %w", op, n.id, ch, ErrDeliveryNotFound))

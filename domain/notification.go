@@ -79,8 +79,9 @@ func (n Notification) deliveryIndex(id DeliveryID) int {
 	return slices.IndexFunc(n.deliveries, func(d Delivery) bool { return d.id == id })
 }
 
-// latest returns the most recent delivery on channel c.
-func (n Notification) latest(c Channel) (Delivery, bool) {
+// LatestDelivery returns the most recent delivery on channel c (a resend's,
+// once there is one).
+func (n Notification) LatestDelivery(c Channel) (Delivery, bool) {
 	for i := len(n.deliveries) - 1; i >= 0; i-- {
 		if n.deliveries[i].channel == c {
 			return n.deliveries[i], true
@@ -350,7 +351,7 @@ func deriveStatus(n Notification) NotificationStatus {
 	}
 	succeeded, failed := 0, 0
 	for _, c := range AllChannels() {
-		d, ok := n.latest(c)
+		d, ok := n.LatestDelivery(c)
 		switch {
 		case !ok:
 		case d.status.Pending():
