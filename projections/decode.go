@@ -8,7 +8,8 @@ import (
 	"herald/infra/eventstore"
 )
 
-const notificationStreamPrefix = "notification-"
+// notificationStreamPrefix is what domain.NotificationStream puts before an id.
+var notificationStreamPrefix = domain.NotificationStream("")
 
 // DecodeNotificationEvent returns the notification a recorded event belongs
 // to and the decoded domain event. ok is false for events a notification

@@ -256,9 +256,7 @@ func (p *projector) loop(ctx context.Context) {
 			delay = p.r.retry // it made progress: a new failure, not the same one
 		}
 		p.failures++
-		if err != nil {
-			p.lastErr = err.Error()
-		}
+		p.lastErr = err.Error() // run returns nil only once ctx has ended
 		p.mu.Unlock()
 		t := time.NewTimer(delay)
 		select {

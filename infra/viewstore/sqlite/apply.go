@@ -266,7 +266,7 @@ func (a *applier) inbox(order []domain.NotificationID, steps map[domain.Notifica
 			if d.Channel() != domain.ChannelInApp {
 				continue
 			}
-			key := string(id) + "/" + string(d.ID())
+			key := id.DeliveryKey(d.ID())
 			if !inInbox(d.Status()) {
 				if err := a.exec(`DELETE FROM {inbox_items} WHERE recipient_id = ? AND item_key = ?`, rid, key); err != nil {
 					return err
