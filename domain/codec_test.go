@@ -37,7 +37,7 @@ func sampleEvents() []domain.Event {
 		domain.NotificationRequested{NotificationID: "n-1", Request: req, IdempotencyKey: "key-1", RequestedAt: at(-60)},
 		domain.DeliveryPlanned{DeliveryID: "email-1", Channel: domain.ChannelEmail, Address: "ada@example.com", PlannedAt: t0},
 		domain.DeliverySuppressed{Channel: domain.ChannelSMS, Reason: "recipient opted out", SuppressedAt: t0},
-		domain.DeliveryAttempted{DeliveryID: "email-1", Attempt: 1, AttemptedAt: at(1)},
+		domain.DeliveryAttempted{DeliveryID: "email-1", Attempt: 1, AttemptedAt: at(1), LeaseUntil: at(2)},
 		domain.DeliverySucceeded{DeliveryID: "email-1", Attempt: 2, ProviderMessageID: "<m-1@mail>", Confirmed: false, SucceededAt: at(2).Add(123456789)},
 		domain.DeliveryFailed{DeliveryID: "webhook-1", Attempt: 1, Reason: "HTTP 503", Retryable: true, FailedAt: at(1)},
 		domain.DeliveryRetryScheduled{DeliveryID: "webhook-1", NextAttempt: 2, DueAt: at(3)},

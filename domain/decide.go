@@ -45,9 +45,14 @@ type PlanDeliveries struct {
 	Now          time.Time
 }
 
-// RecordAttempt records that an attempt on a delivery is starting.
+// RecordAttempt records that an attempt on a delivery is starting. Lease,
+// when positive, bounds how long the attempt keeps its claim without an
+// outcome: after Now+Lease another worker may start a new attempt (the
+// first worker is presumed dead). An attempt in flight whose lease has
+// ended may be taken over; one whose lease runs, or that has none, may not.
 type RecordAttempt struct {
 	DeliveryID DeliveryID
+	Lease      time.Duration
 	Now        time.Time
 }
 
@@ -290,10 +295,19 @@ func decideAttempt(n Notification, c RecordAttempt) ([]Event, error) {
 		if c.Now.Before(d.nextAttemptAt) {
 			return nil, fmt.Errorf("%s %s/%s: due at %s: %w", op, n.id, d.id, d.nextAttemptAt.Format(time.RFC3339Nano), ErrRetryNotDue)
 		}
+	case DeliveryStatusInFlight:
+		// Taking over an abandoned attempt: only once its lease is over.
+		if !d.attemptOpen || d.nextAttemptAt.IsZero() || c.Now.Before(d.nextAttemptAt) {
+			return nil, settledError(op, n, d)
+		}
 	default:
 		return nil, settledError(op, n, d)
 	}
-	return []Event{DeliveryAttempted{DeliveryID: d.id, Attempt: d.attempts + 1, AttemptedAt: c.Now.UTC()}}, nil
+	e := DeliveryAttempted{DeliveryID: d.id, Attempt: d.attempts + 1, AttemptedAt: c.Now.UTC()}
+	if c.Lease > 0 {
+		e.LeaseUntil = c.Now.Add(c.Lease).UTC()
+	}
+	return []Event{e}, nil
 }
 
 // checkAttempt makes sure an outcome is about the attempt in flight: a late

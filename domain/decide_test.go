@@ -309,6 +309,32 @@ func recordAttemptCases() []decideCase {
 			err:   domain.ErrDeliveryInFlight,
 		},
 		{
+			name:  "first attempt with a lease",
+			given: hPlanned(),
+			when:  domain.RecordAttempt{DeliveryID: "email-1", Lease: 30 * time.Second, Now: at(2)},
+			then: evs(domain.DeliveryAttempted{
+				DeliveryID: "email-1", Attempt: 1, AttemptedAt: at(2), LeaseUntil: at(2).Add(30 * time.Second),
+			}),
+		},
+		{
+			name:  "in flight, lease still running",
+			given: hist(hPlanned(), evs(leased("email-1", 1, at(2), at(5)))),
+			when:  domain.RecordAttempt{DeliveryID: "email-1", Now: at(4)},
+			err:   domain.ErrDeliveryInFlight,
+		},
+		{
+			name:  "in flight, lease over: taken over as the next attempt",
+			given: hist(hPlanned(), evs(leased("email-1", 1, at(2), at(5)))),
+			when:  domain.RecordAttempt{DeliveryID: "email-1", Now: at(5)},
+			then:  evs(attempted("email-1", 2, at(5))),
+		},
+		{
+			name:  "lease over but the outcome arrived",
+			given: hist(hPlanned(), evs(leased("email-1", 1, at(2), at(5)), succeeded("email-1", 1, false, at(3)))),
+			when:  domain.RecordAttempt{DeliveryID: "email-1", Now: at(6)},
+			err:   domain.ErrDeliveryAlreadySucceeded,
+		},
+		{
 			name:  "already sent",
 			given: hEmailSent(),
 			when:  domain.RecordAttempt{DeliveryID: "email-1", Now: at(4)},

@@ -64,10 +64,15 @@ type DeliverySuppressed struct {
 }
 
 // DeliveryAttempted records the start of attempt number Attempt (from 1).
+// LeaseUntil, when set, is when the worker that started it gives up its
+// claim: if no outcome is recorded by then (the worker crashed), another
+// worker may start a new attempt. Zero means the attempt can only be
+// settled by its outcome.
 type DeliveryAttempted struct {
 	DeliveryID  DeliveryID `json:"delivery_id"`
 	Attempt     int        `json:"attempt"`
 	AttemptedAt time.Time  `json:"attempted_at"`
+	LeaseUntil  time.Time  `json:"lease_until,omitzero"`
 }
 
 // DeliverySucceeded records that attempt Attempt succeeded. Confirmed is true

@@ -53,6 +53,10 @@ func suppressed(ch domain.Channel, reason string) domain.Event {
 	return domain.DeliverySuppressed{Channel: ch, Reason: reason, SuppressedAt: at(1)}
 }
 
+func leased(id domain.DeliveryID, n int, tm, until time.Time) domain.Event {
+	return domain.DeliveryAttempted{DeliveryID: id, Attempt: n, AttemptedAt: tm, LeaseUntil: until}
+}
+
 func attempted(id domain.DeliveryID, n int, tm time.Time) domain.Event {
 	return domain.DeliveryAttempted{DeliveryID: id, Attempt: n, AttemptedAt: tm}
 }

@@ -151,8 +151,10 @@ func (d Delivery) LastError() string { return d.lastError }
 // ProviderMessageID returns the provider's ID for the message, once known.
 func (d Delivery) ProviderMessageID() string { return d.providerMessageID }
 
-// NextAttemptAt returns when the scheduled retry is due; zero unless the
-// status is retry_scheduled.
+// NextAttemptAt returns when the next attempt may start: for
+// retry_scheduled, the retry's due time; for in_flight, when the attempt's
+// lease ends and another worker may take it over (zero when it has no
+// lease); zero otherwise.
 func (d Delivery) NextAttemptAt() time.Time { return d.nextAttemptAt }
 
 // Repeats returns the delivery this one resends, or "" for a first delivery.
@@ -220,12 +222,13 @@ func EvolveNotification(state Notification, e Event) Notification {
 			d.status = DeliveryStatusInFlight
 			d.attempts = ev.Attempt
 			d.attemptOpen = true
-			d.nextAttemptAt = time.Time{}
+			d.nextAttemptAt = ev.LeaseUntil
 		})
 
 	case DeliverySucceeded:
 		n.deliveries = updateDelivery(n.deliveries, ev.DeliveryID, func(d *Delivery) {
 			d.attemptOpen = false
+			d.nextAttemptAt = time.Time{}
 			if ev.ProviderMessageID != "" {
 				d.providerMessageID = ev.ProviderMessageID
 			}
@@ -246,6 +249,7 @@ func EvolveNotification(state Notification, e Event) Notification {
 		// DeliveryDeadLettered appended alongside.
 		n.deliveries = updateDelivery(n.deliveries, ev.DeliveryID, func(d *Delivery) {
 			d.attemptOpen = false
+			d.nextAttemptAt = time.Time{}
 			d.lastError = ev.Reason
 		})
 
