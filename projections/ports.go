@@ -87,6 +87,29 @@ type Store interface {
 	CompleteRebuild(ctx context.Context, projection string) error
 }
 
+// PendingDelivery is a delivery the dispatcher still owes an attempt:
+// planned, retry scheduled, or in flight with an outcome never recorded
+// (its worker may have died; DueAt is then when the attempt's lease ends).
+type PendingDelivery struct {
+	NotificationID domain.NotificationID
+	DeliveryID     domain.DeliveryID
+	Channel        domain.Channel
+	Priority       domain.Priority
+	Status         domain.DeliveryStatus
+	// DueAt is when the next attempt may start; zero means now.
+	DueAt time.Time
+}
+
+// DeliveryBacklog lets a dispatcher recover its work at start from the
+// notifications projection instead of replaying the whole log.
+type DeliveryBacklog interface {
+	// PendingDeliveries calls fn for every pending delivery as of one
+	// consistent read, and returns the checkpoint of the notifications
+	// projection that read reflects: following the log after it misses
+	// nothing.
+	PendingDeliveries(ctx context.Context, fn func(PendingDelivery) error) (eventstore.Position, error)
+}
+
 // Shadow returns the name under which Store keeps the rebuild of projection
 // (its tables and checkpoint) until CompleteRebuild swaps it in.
 func Shadow(projection string) string { return projection + "#rebuild" }

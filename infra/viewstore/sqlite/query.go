@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"herald/domain"
+	"herald/infra/eventstore"
 	"herald/projections"
 )
 
@@ -374,4 +375,47 @@ func (v *Views) Failures(ctx context.Context, q projections.FailuresQuery) ([]pr
 		out = append(out, f)
 	}
 	return out, rows.Err()
+}
+
+// PendingDeliveries implements projections.DeliveryBacklog: one read
+// transaction gives the pending rows and the checkpoint they reflect.
+func (v *Views) PendingDeliveries(ctx context.Context, fn func(projections.PendingDelivery) error) (eventstore.Position, error) {
+	tx, err := v.readDB.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return 0, fmt.Errorf("read pending deliveries: %w", err)
+	}
+	defer tx.Rollback()
+	pos, err := checkpointIn(ctx, tx, projections.ProjectionNotifications)
+	if err != nil {
+		return 0, fmt.Errorf("read pending deliveries: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT d.notification_id, d.delivery_id, d.channel, d.status, d.next_attempt_at, n.priority
+		FROM notification_deliveries d JOIN notifications n ON n.id = d.notification_id
+		WHERE d.status IN ('planned', 'retry_scheduled', 'in_flight')`)
+	if err != nil {
+		return 0, fmt.Errorf("read pending deliveries: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			p                     projections.PendingDelivery
+			nid, did, ch, st, pri string
+			due                   int64
+		)
+		if err := rows.Scan(&nid, &did, &ch, &st, &due, &pri); err != nil {
+			return 0, fmt.Errorf("read pending deliveries: %w", err)
+		}
+		p.NotificationID, p.DeliveryID, p.Channel = domain.NotificationID(nid), domain.DeliveryID(did), domain.Channel(ch)
+		p.Status, p.Priority = domain.DeliveryStatus(st), domain.Priority(pri)
+		if due != 0 {
+			p.DueAt = fromNanos(due)
+		}
+		if err := fn(p); err != nil {
+			return 0, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("read pending deliveries: %w", err)
+	}
+	return pos, nil
 }

@@ -62,6 +62,9 @@ var tables = map[string][]table{
 				suppression_reason  TEXT NOT NULL,
 				PRIMARY KEY (notification_id, seq)
 			) WITHOUT ROWID`,
+			// The dispatcher's recovery scan (PendingDeliveries) reads only
+			// the deliveries still owed an attempt.
+			`CREATE INDEX {t}_pending_{g} ON {t} (status) WHERE status IN ('planned', 'retry_scheduled', 'in_flight')`,
 		}},
 	},
 	projections.ProjectionInbox: {

@@ -1,0 +1,169 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"herald/adapters/channel"
+	"herald/commands"
+	"herald/domain"
+)
+
+// attempt is the router handler of every channel: claim the delivery, send
+// it, record the outcome, and tell the lanes whether and when it comes
+// back. It returns an error (the lanes then put the delivery back after a
+// pause) only when the ledger could not be read or written; a provider's
+// failure is an outcome, not an error.
+func (d *Dispatcher) attempt(msg *message.Message) error {
+	ctx := msg.Context()
+	w := work{
+		notification: domain.NotificationID(msg.Metadata.Get(MetaNotification)),
+		delivery:     domain.DeliveryID(msg.Metadata.Get(MetaDelivery)),
+		channel:      domain.Channel(msg.Metadata.Get(MetaChannel)),
+		priority:     domain.Priority(msg.Metadata.Get(MetaPriority)),
+	}
+	origin := commands.Origin{Actor: d.cfg.Actor, CausationID: msg.UUID}
+	claim, err := d.cfg.Attempts.Start(ctx, commands.StartAttempt{
+		Origin: origin, NotificationID: w.notification, DeliveryID: w.delivery, Lease: d.cfg.Lease,
+	})
+	switch {
+	case err == nil:
+	case errors.Is(err, domain.ErrDeliveryInFlight):
+		// Another worker holds it (or held it and died): look again when
+		// its lease may have ended.
+		w.due = d.cfg.Clock().Add(d.cfg.Lease)
+		setRetry(msg, w)
+		return nil
+	case errors.Is(err, domain.ErrRetryNotDue):
+		if due := claim.Delivery.NextAttemptAt(); !due.IsZero() {
+			w.due = due
+			setRetry(msg, w)
+		}
+		return nil
+	case settled(err):
+		d.metrics.skipped.WithLabelValues(string(w.channel)).Inc()
+		return nil
+	default:
+		return err
+	}
+
+	w.priority = claim.Notification.Priority() // the ledger's, not the lane guess
+	cc := d.cfg.Channels[w.channel]
+	m, sendErr := buildMessage(claim, w)
+	var res channel.Result
+	started := time.Now()
+	if sendErr == nil {
+		sendCtx, cancel := context.WithTimeout(ctx, cc.Timeout)
+		res, sendErr = send(sendCtx, cc.Sender, m)
+		cancel()
+	}
+	d.metrics.sendSeconds.WithLabelValues(string(w.channel)).Observe(time.Since(started).Seconds())
+
+	out := commands.RecordOutcome{
+		Origin: origin, NotificationID: w.notification, DeliveryID: w.delivery, Attempt: claim.Attempt,
+	}
+	now := d.cfg.Clock()
+	var f *channel.Failure
+	if sendErr == nil {
+		out.Succeeded, out.ProviderMessageID, out.Confirmed = true, res.ProviderMessageID, res.Confirmed
+		d.metrics.attempts.WithLabelValues(string(w.channel), "succeeded").Inc()
+	} else {
+		f = channel.Classify(sendErr)
+		out.Reason, out.Retryable = f.Reason, f.Retryable
+		var notBefore time.Time
+		if f.RetryAfter > 0 || f.Throttled {
+			pause := max(f.RetryAfter, cc.ThrottlePause)
+			notBefore = now.Add(pause)
+			d.limits[w.channel].pause(notBefore)
+		}
+		if f.Retryable {
+			out.RetryAt = cc.Retry.next(claim.Attempt, claim.Notification.RequestedAt(), now, notBefore)
+		}
+		outcome := "failed_permanent"
+		if f.Retryable {
+			outcome = "failed_retryable"
+		}
+		d.metrics.attempts.WithLabelValues(string(w.channel), outcome).Inc()
+	}
+	rec, err := d.cfg.Attempts.Record(ctx, out)
+	if errors.Is(err, domain.ErrStaleAttempt) || errors.Is(err, domain.ErrDeliveryNotInFlight) || errors.Is(err, domain.ErrDeliveryAlreadySucceeded) {
+		// Our lease ran out and another worker took over, or a receipt
+		// overtook us: the ledger has moved on without this outcome.
+		d.logger.Warn("outcome not recorded: attempt superseded", "notification", w.notification, "delivery", w.delivery, "err", err)
+		return nil
+	}
+	if err != nil {
+		// The provider has the message but the ledger does not know:
+		// the lease makes the delivery come back, and the provider
+		// dedupes the repeat by its idempotency key.
+		return fmt.Errorf("record outcome: %w", err)
+	}
+	if rec.Delivery.Status() == domain.DeliveryStatusRetryScheduled {
+		w.due = rec.Delivery.NextAttemptAt()
+		setRetry(msg, w)
+	}
+	if rec.Delivery.Status() == domain.DeliveryStatusFailed {
+		d.metrics.deadLettered.WithLabelValues(string(w.channel)).Inc()
+	}
+	return nil
+}
+
+// send calls the sender, turning a panic into a permanent failure so one
+// bad message cannot take the worker down (the router's recoverer would
+// only nack it, and it would come back forever).
+func send(ctx context.Context, s channel.Sender, m channel.Message) (res channel.Result, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = channel.Permanent(fmt.Sprintf("adapter panic: %v", r), nil)
+		}
+	}()
+	return s.Send(ctx, m)
+}
+
+// settled reports whether an attempt refusal means there is nothing left
+// to do for the delivery.
+func settled(err error) bool {
+	for _, target := range []error{
+		domain.ErrDeliveryAlreadySucceeded, domain.ErrDeliveryClosed, domain.ErrNotificationCancelled,
+		domain.ErrNotificationExpired, domain.ErrNotificationNotFound, domain.ErrDeliveryNotFound,
+		domain.ErrDeliveryNotInFlight,
+	} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// errTemplatesNotAvailable refuses, permanently, a notification that names
+// a template: rendering templates is not built yet, and sending it with an
+// empty body would be worse than saying so in the ledger.
+var errTemplatesNotAvailable = channel.Permanent("template rendering is not available in this version", nil)
+
+// buildMessage turns the claimed attempt into what the adapter sends.
+func buildMessage(c commands.StartAttemptResult, w work) (channel.Message, error) {
+	n := c.Notification
+	req := n.Request()
+	m := channel.Message{
+		NotificationID: w.notification,
+		DeliveryID:     w.delivery,
+		IdempotencyKey: w.notification.DeliveryKey(w.delivery),
+		Channel:        c.Delivery.Channel(),
+		Address:        c.Delivery.Address(),
+		Recipient:      req.Recipient.ID,
+		Priority:       n.Priority(),
+		Category:       n.Category(),
+		Metadata:       req.Metadata,
+		Attempt:        c.Attempt,
+		CreatedAt:      n.RequestedAt(),
+	}
+	if req.Content == nil {
+		return m, errTemplatesNotAvailable
+	}
+	m.Subject, m.Body, m.HTML = req.Content.Subject, req.Content.Body, req.Content.HTML
+	return m, nil
+}

@@ -1,0 +1,66 @@
+package dispatcher
+
+import (
+	"sync"
+	"time"
+)
+
+// limiter is a token bucket with a pause: the rate limit configured for a
+// channel (or provider account), and the provider's own "slow down" (a 429
+// or a Retry-After) which stops that channel, and only that channel, until
+// the time the provider named.
+type limiter struct {
+	mu          sync.Mutex
+	rate        float64 // tokens per second; 0: unlimited
+	burst       float64
+	tokens      float64
+	last        time.Time
+	pausedUntil time.Time
+}
+
+// newLimiter returns a limiter allowing rate sends per second with bursts
+// of burst; rate 0 means no rate limit (pauses still apply).
+func newLimiter(rate float64, burst int) *limiter {
+	if burst < 1 {
+		burst = 1
+	}
+	return &limiter{rate: rate, burst: float64(burst), tokens: float64(burst)}
+}
+
+// reserve takes a token and returns 0, or returns how long to wait before
+// asking again. A nil limiter never waits.
+func (l *limiter) reserve(now time.Time) time.Duration {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Before(l.pausedUntil) {
+		return l.pausedUntil.Sub(now)
+	}
+	if l.rate <= 0 {
+		return 0
+	}
+	if !l.last.IsZero() {
+		l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
+	}
+	l.last = now
+	if l.tokens >= 1 {
+		l.tokens--
+		return 0
+	}
+	return time.Duration((1 - l.tokens) / l.rate * float64(time.Second))
+}
+
+// pause stops the channel until until (a later pause extends it, an
+// earlier one does not shorten it).
+func (l *limiter) pause(until time.Time) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	if until.After(l.pausedUntil) {
+		l.pausedUntil = until
+	}
+	l.mu.Unlock()
+}

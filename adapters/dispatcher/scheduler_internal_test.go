@@ -1,0 +1,145 @@
+package dispatcher
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"herald/domain"
+)
+
+func newTestScheduler(clock func() time.Time) *scheduler {
+	return newScheduler(clock, DefaultLaneWeights, []domain.Channel{domain.ChannelWebhook}, nil)
+}
+
+func item(i int, p domain.Priority) work {
+	return work{notification: domain.NotificationID(fmt.Sprintf("n%06d", i)), delivery: "webhook-1", channel: domain.ChannelWebhook, priority: p}
+}
+
+func TestHighPriorityGoesFirstAndLowStillProgresses(t *testing.T) {
+	t.Parallel()
+	s := newTestScheduler(time.Now)
+	for i := range 1000 {
+		s.add(item(i, domain.PriorityLow))
+	}
+	s.add(item(5000, domain.PriorityHigh))
+	ctx := context.Background()
+	w, ok := s.next(ctx, domain.ChannelWebhook)
+	if !ok || w.priority != domain.PriorityHigh {
+		t.Fatalf("first pick = %+v, want the high-priority delivery ahead of 1000 low", w)
+	}
+
+	// Sustained high load: every pick is replaced by a new high one. Low
+	// must still get its share (1 in 9 with high and low competing).
+	lows, next := 0, 6000
+	for range 900 {
+		s.add(item(next, domain.PriorityHigh))
+		next++
+		w, _ := s.next(ctx, domain.ChannelWebhook)
+		if w.priority == domain.PriorityLow {
+			lows++
+		}
+		s.done(w, nil)
+	}
+	if lows < 90 || lows > 110 {
+		t.Fatalf("low lane got %d of 900 picks under sustained high load, want about 100", lows)
+	}
+}
+
+func TestHeldOnceAndRetryNewsKept(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	s := newTestScheduler(func() time.Time { return now })
+	w := item(1, domain.PriorityNormal)
+	s.add(w)
+	s.add(w) // a duplicate (replayed event) is merged
+	if ready, _ := s.backlog(); ready[domain.ChannelWebhook][1] != 1 {
+		t.Fatalf("ready = %v, want the delivery once", ready)
+	}
+	got, _ := s.next(context.Background(), domain.ChannelWebhook)
+
+	// While it runs, the log brings its retry: kept, not lost, not queued twice.
+	retry := w
+	retry.due = now.Add(time.Minute)
+	s.add(retry)
+	if ready, delayed := s.backlog(); ready[domain.ChannelWebhook][1] != 0 || delayed != 0 {
+		t.Fatalf("news about a running delivery was queued: ready %v delayed %d", ready, delayed)
+	}
+	s.done(got, nil)
+	if _, delayed := s.backlog(); delayed != 1 {
+		t.Fatalf("retry news lost when the attempt ended: delayed = %d", delayed)
+	}
+}
+
+func TestDelayedWorkBecomesDue(t *testing.T) {
+	t.Parallel()
+	s := newScheduler(time.Now, DefaultLaneWeights, []domain.Channel{domain.ChannelWebhook}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	go s.run(ctx)
+	w := item(1, domain.PriorityLow)
+	w.due = time.Now().Add(30 * time.Millisecond)
+	s.add(w)
+	got, ok := s.next(ctx, domain.ChannelWebhook)
+	if !ok || got.key() != w.key() {
+		t.Fatalf("delayed delivery never came due: %+v %v", got, ok)
+	}
+	if time.Now().Before(w.due) {
+		t.Fatal("delayed delivery handed out before its due time")
+	}
+}
+
+func TestLimiterPausesAndRates(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	l := newLimiter(10, 2) // 10/s, bursts of 2
+	if l.reserve(now) != 0 || l.reserve(now) != 0 {
+		t.Fatal("burst of 2 not granted")
+	}
+	if wait := l.reserve(now); wait < 90*time.Millisecond || wait > 110*time.Millisecond {
+		t.Fatalf("third token wait = %s, want about 100ms", wait)
+	}
+	l.pause(now.Add(5 * time.Second))
+	if wait := l.reserve(now.Add(time.Second)); wait != 4*time.Second {
+		t.Fatalf("wait during pause = %s, want 4s", wait)
+	}
+	l.pause(now.Add(time.Second)) // an earlier pause does not shorten it
+	if wait := l.reserve(now.Add(2 * time.Second)); wait != 3*time.Second {
+		t.Fatalf("wait after shorter pause = %s, want 3s", wait)
+	}
+	var unlimited *limiter
+	if unlimited.reserve(now) != 0 {
+		t.Fatal("nil limiter waited")
+	}
+}
+
+func TestRetryPolicy(t *testing.T) {
+	t.Parallel()
+	p := RetryPolicy{MaxAttempts: 4, Initial: time.Second, Max: 3 * time.Second, Multiplier: 2, Jitter: 0.5, MaxAge: time.Hour}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	req := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	now := req.Add(time.Minute)
+	for attempt, max := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 3 * time.Second} {
+		for range 50 {
+			d := p.next(attempt, req, now, time.Time{}).Sub(now)
+			if d > max || d < max/2 {
+				t.Fatalf("attempt %d: delay %s outside [%s, %s]", attempt, d, max/2, max)
+			}
+		}
+	}
+	if !p.next(4, req, now, time.Time{}).IsZero() {
+		t.Fatal("retry after the last attempt")
+	}
+	if !p.next(1, req, req.Add(time.Hour), time.Time{}).IsZero() {
+		t.Fatal("retry past max age")
+	}
+	if got := p.next(1, req, now, now.Add(30*time.Second)); !got.Equal(now.Add(30 * time.Second)) {
+		t.Fatalf("Retry-After not honoured: %s", got)
+	}
+	if err := (RetryPolicy{}).Validate(); err == nil {
+		t.Fatal("zero policy validated")
+	}
+}
