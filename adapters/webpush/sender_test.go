@@ -1,0 +1,449 @@
+package webpush_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"herald/adapters/channel"
+	"herald/adapters/webpush"
+	"herald/domain"
+)
+
+const subject = "mailto:ops@herald.example"
+
+// fixture is a Sender wired to a local push service.
+type fixture struct {
+	ps        *pushService
+	subs      *webpush.MemorySubscriptions
+	private   string
+	expiredMu sync.Mutex
+	expired   []expiredCall
+}
+
+type expiredCall struct {
+	recipient string
+	sub       webpush.Subscription
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	pub, priv, err := webpush.GenerateVAPIDKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{ps: newPushService(t, pub, subject), subs: &webpush.MemorySubscriptions{}, private: priv}
+}
+
+// sender builds a Sender; edit may change the config first.
+func (f *fixture) sender(t *testing.T, edit func(*webpush.Config)) *webpush.Sender {
+	t.Helper()
+	cfg := webpush.Config{
+		Subscriptions:   f.subs,
+		VAPIDPublicKey:  f.ps.vapidPublic,
+		VAPIDPrivateKey: f.private,
+		Subject:         subject,
+		HTTPClient:      f.ps.allowListedClient(),
+		OnExpired: func(_ context.Context, recipient string, s webpush.Subscription) {
+			f.expiredMu.Lock()
+			defer f.expiredMu.Unlock()
+			f.expired = append(f.expired, expiredCall{recipient, s})
+		},
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	s, err := webpush.New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return s
+}
+
+func (f *fixture) subscribe(t *testing.T, recipient, path string, a answer) webpush.Subscription {
+	t.Helper()
+	s := f.ps.subscribe(t, path, a)
+	if err := f.subs.Add(recipient, s); err != nil {
+		t.Fatalf("Add: %v", err)
+	}
+	return s
+}
+
+func (f *fixture) expiredCalls() []expiredCall {
+	f.expiredMu.Lock()
+	defer f.expiredMu.Unlock()
+	return append([]expiredCall(nil), f.expired...)
+}
+
+func message(recipient string) channel.Message {
+	return channel.Message{
+		NotificationID: "n-1",
+		DeliveryID:     "webpush-1",
+		IdempotencyKey: "n-1/webpush-1",
+		Channel:        domain.ChannelWebPush,
+		Address:        recipient,
+		Priority:       domain.PriorityNormal,
+		Subject:        "Your code",
+		Body:           "Code 123456",
+		Metadata:       map[string]string{"order": "A-17"},
+		Attempt:        1,
+	}
+}
+
+// failure asserts that err is a *channel.Failure and that nothing in it
+// reveals the VAPID private key or an endpoint's capability path.
+func (f *fixture) failure(t *testing.T, err error, paths ...string) *channel.Failure {
+	t.Helper()
+	var fl *channel.Failure
+	if !errors.As(err, &fl) {
+		t.Fatalf("error %v (%T) is not a *channel.Failure", err, err)
+	}
+	text := err.Error() + " " + fl.Reason
+	if strings.Contains(text, f.private) {
+		t.Fatalf("failure reveals the VAPID private key: %s", text)
+	}
+	for _, p := range paths {
+		if strings.Contains(text, p) {
+			t.Fatalf("failure reveals the endpoint path %s: %s", p, text)
+		}
+	}
+	return fl
+}
+
+func TestSendDeliversEncryptedSignedPush(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name        string
+		priority    domain.Priority
+		wantUrgency string
+		edit        func(*webpush.Config)
+		wantTTL     string
+		wantTopic   string
+		wantExpiry  time.Duration
+	}{
+		{name: "high", priority: domain.PriorityHigh, wantUrgency: "high", wantTTL: "86400", wantExpiry: webpush.DefaultVAPIDExpiry},
+		{name: "normal", priority: domain.PriorityNormal, wantUrgency: "normal", wantTTL: "86400", wantExpiry: webpush.DefaultVAPIDExpiry},
+		{name: "low", priority: domain.PriorityLow, wantUrgency: "low", wantTTL: "86400", wantExpiry: webpush.DefaultVAPIDExpiry},
+		{
+			name: "ttl topic expiry", priority: domain.PriorityNormal, wantUrgency: "normal",
+			edit: func(c *webpush.Config) {
+				c.TTL = 90 * time.Minute
+				c.VAPIDExpiry = time.Hour
+				c.Topic = func(m channel.Message) string { return "order-" + m.Metadata["order"] }
+			},
+			wantTTL: "5400", wantTopic: "order-A-17", wantExpiry: time.Hour,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			f.subscribe(t, "user-42", "/push/phone", answer{})
+			s := f.sender(t, tc.edit)
+			m := message("user-42")
+			m.Priority = tc.priority
+
+			before := time.Now()
+			res, err := s.Send(t.Context(), m)
+			if err != nil {
+				t.Fatalf("Send: %v", err)
+			}
+			if !res.Confirmed || res.ProviderMessageID != "/message/push/phone" {
+				t.Fatalf("result %+v, want confirmed with the Location as id", res)
+			}
+			reqs := f.ps.requests()
+			if len(reqs) != 1 {
+				t.Fatalf("push service got %d requests, want 1", len(reqs))
+			}
+			r := reqs[0]
+			if r.err != nil {
+				t.Fatalf("push service: %v", r.err)
+			}
+			want := pushPayload{
+				Title: "Your code", Body: "Code 123456", NotificationID: "n-1", DeliveryID: "webpush-1",
+				IdempotencyKey: "n-1/webpush-1", Metadata: map[string]string{"order": "A-17"},
+			}
+			if r.payload.Title != want.Title || r.payload.Body != want.Body ||
+				r.payload.NotificationID != want.NotificationID || r.payload.DeliveryID != want.DeliveryID ||
+				r.payload.IdempotencyKey != want.IdempotencyKey || r.payload.Metadata["order"] != "A-17" {
+				t.Fatalf("decrypted payload %+v, want %+v", r.payload, want)
+			}
+			if got := r.header.Get("Urgency"); got != tc.wantUrgency {
+				t.Errorf("Urgency %q, want %q", got, tc.wantUrgency)
+			}
+			if got := r.header.Get("TTL"); got != tc.wantTTL {
+				t.Errorf("TTL %q, want %q", got, tc.wantTTL)
+			}
+			if got := r.header.Get("Topic"); got != tc.wantTopic {
+				t.Errorf("Topic %q, want %q", got, tc.wantTopic)
+			}
+			wantExp := before.Add(tc.wantExpiry).Unix()
+			if r.claims.Exp < wantExp-1 || r.claims.Exp > time.Now().Add(tc.wantExpiry).Unix()+1 {
+				t.Errorf("exp %d, want about %d (now + %s)", r.claims.Exp, wantExp, tc.wantExpiry)
+			}
+		})
+	}
+}
+
+func TestSendPushesToEverySubscription(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.subscribe(t, "user-42", "/push/phone", answer{})
+	f.subscribe(t, "user-42", "/push/laptop", answer{code: http.StatusAccepted})
+	f.subscribe(t, "user-7", "/push/other", answer{})
+	s := f.sender(t, nil)
+
+	res, err := s.Send(t.Context(), message("user-42"))
+	if err != nil || !res.Confirmed {
+		t.Fatalf("Send = %+v, %v; want confirmed", res, err)
+	}
+	seen := map[string]bool{}
+	for _, r := range f.ps.requests() {
+		if r.err != nil {
+			t.Fatalf("push service, %s: %v", r.path, r.err)
+		}
+		if r.payload.IdempotencyKey != "n-1/webpush-1" {
+			t.Errorf("%s: idempotency key %q", r.path, r.payload.IdempotencyKey)
+		}
+		seen[r.path] = true
+	}
+	if len(seen) != 2 || !seen["/push/phone"] || !seen["/push/laptop"] {
+		t.Fatalf("pushed to %v, want exactly the two browsers of user-42", seen)
+	}
+}
+
+func TestSendExpiredSubscriptions(t *testing.T) {
+	t.Parallel()
+	for _, code := range []int{http.StatusGone, http.StatusNotFound} {
+		t.Run(http.StatusText(code), func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			gone := f.subscribe(t, "user-42", "/push/gone", answer{code: code})
+			s := f.sender(t, nil)
+
+			_, err := s.Send(t.Context(), message("user-42"))
+			fl := f.failure(t, err, "/push/gone")
+			if !fl.Expired || fl.Retryable {
+				t.Fatalf("failure %+v, want permanent and Expired", fl)
+			}
+			calls := f.expiredCalls()
+			if len(calls) != 1 || calls[0].recipient != "user-42" || calls[0].sub != gone {
+				t.Fatalf("OnExpired calls %+v, want one for user-42's gone subscription", calls)
+			}
+		})
+	}
+
+	t.Run("one of two", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t)
+		gone := f.subscribe(t, "user-42", "/push/gone", answer{code: http.StatusGone})
+		f.subscribe(t, "user-42", "/push/alive", answer{})
+		s := f.sender(t, func(c *webpush.Config) {
+			c.OnExpired = func(_ context.Context, recipient string, sub webpush.Subscription) {
+				f.subs.Remove(recipient, sub.Endpoint)
+				f.expiredMu.Lock()
+				defer f.expiredMu.Unlock()
+				f.expired = append(f.expired, expiredCall{recipient, sub})
+			}
+		})
+
+		res, err := s.Send(t.Context(), message("user-42"))
+		if err != nil || !res.Confirmed {
+			t.Fatalf("Send = %+v, %v; want confirmed by the live subscription", res, err)
+		}
+		if calls := f.expiredCalls(); len(calls) != 1 || calls[0].sub != gone {
+			t.Fatalf("OnExpired calls %+v, want the gone subscription only", calls)
+		}
+		left, _ := f.subs.Subscriptions(t.Context(), "user-42")
+		if len(left) != 1 || !strings.HasSuffix(left[0].Endpoint, "/push/alive") {
+			t.Fatalf("subscriptions left %+v, want the live one", left)
+		}
+	})
+
+	t.Run("all of two", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t)
+		f.subscribe(t, "user-42", "/push/a", answer{code: http.StatusGone})
+		f.subscribe(t, "user-42", "/push/b", answer{code: http.StatusNotFound})
+		s := f.sender(t, nil)
+
+		_, err := s.Send(t.Context(), message("user-42"))
+		fl := f.failure(t, err, "/push/a", "/push/b")
+		if !fl.Expired || fl.Retryable {
+			t.Fatalf("failure %+v, want permanent and Expired", fl)
+		}
+		if calls := f.expiredCalls(); len(calls) != 2 {
+			t.Fatalf("OnExpired called %d times, want 2", len(calls))
+		}
+	})
+}
+
+func TestSendClassifiesPushServiceAnswers(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name           string
+		answers        []answer
+		wantRetryable  bool
+		wantThrottled  bool
+		wantRetryAfter time.Duration
+	}{
+		{name: "429 with Retry-After", answers: []answer{{code: 429, header: map[string]string{"Retry-After": "120"}}},
+			wantRetryable: true, wantThrottled: true, wantRetryAfter: 120 * time.Second},
+		{name: "503 with Retry-After", answers: []answer{{code: 503, header: map[string]string{"Retry-After": "30"}}},
+			wantRetryable: true, wantRetryAfter: 30 * time.Second},
+		{name: "500", answers: []answer{{code: 500}}, wantRetryable: true},
+		{name: "400", answers: []answer{{code: 400}}},
+		{name: "403 vapid refused", answers: []answer{{code: 403}}},
+		{name: "413", answers: []answer{{code: 413}}},
+		{name: "400 and 429", answers: []answer{{code: 400}, {code: 429, header: map[string]string{"Retry-After": "7"}}},
+			wantRetryable: true, wantThrottled: true, wantRetryAfter: 7 * time.Second},
+		{name: "410 and 500", answers: []answer{{code: 410}, {code: 500}}, wantRetryable: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			var paths []string
+			for i, a := range tc.answers {
+				p := "/push/secret-capability-" + string(rune('a'+i))
+				f.subscribe(t, "user-42", p, a)
+				paths = append(paths, p)
+			}
+			s := f.sender(t, nil)
+
+			_, err := s.Send(t.Context(), message("user-42"))
+			fl := f.failure(t, err, paths...)
+			if fl.Retryable != tc.wantRetryable || fl.Throttled != tc.wantThrottled ||
+				fl.RetryAfter != tc.wantRetryAfter || fl.Expired {
+				t.Fatalf("failure %+v, want retryable=%v throttled=%v retryAfter=%s, not expired",
+					fl, tc.wantRetryable, tc.wantThrottled, tc.wantRetryAfter)
+			}
+			if !strings.Contains(fl.Reason, f.ps.srv.URL) {
+				t.Errorf("reason %q does not name the push service origin %s", fl.Reason, f.ps.srv.URL)
+			}
+			for _, r := range f.ps.requests() {
+				if r.err != nil {
+					t.Fatalf("push service, %s: %v", r.path, r.err)
+				}
+			}
+		})
+	}
+}
+
+func TestSendRefusesEndpointNotAllowListed(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.subscribe(t, "user-42", "/push/internal", answer{})
+	// The default client: channel.NewHTTPClient with no allow-list.
+	s := f.sender(t, func(c *webpush.Config) { c.HTTPClient = nil })
+
+	_, err := s.Send(t.Context(), message("user-42"))
+	fl := f.failure(t, err, "/push/internal")
+	if fl.Retryable || fl.Expired {
+		t.Fatalf("failure %+v, want permanent", fl)
+	}
+	if !errors.Is(err, channel.ErrAddressRefused) {
+		t.Fatalf("error %v does not wrap channel.ErrAddressRefused", err)
+	}
+	if n := len(f.ps.requests()); n != 0 {
+		t.Fatalf("push service on 127.0.0.1 got %d requests through the guard", n)
+	}
+}
+
+func TestSendTimeoutIsRetryable(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.subscribe(t, "user-42", "/push/slow", answer{block: true})
+	s := f.sender(t, nil)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	_, err := s.Send(ctx, message("user-42"))
+	fl := f.failure(t, err, "/push/slow")
+	if !fl.Retryable || fl.Expired {
+		t.Fatalf("failure %+v, want retryable", fl)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("error %v does not wrap context.DeadlineExceeded", err)
+	}
+}
+
+type failingLookup struct{}
+
+func (failingLookup) Subscriptions(context.Context, string) ([]webpush.Subscription, error) {
+	return nil, errors.New("profile store down")
+}
+
+func TestSendWithoutUsableSubscription(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.subscribe(t, "user-42", "/push/phone", answer{})
+	cases := []struct {
+		name          string
+		edit          func(*webpush.Config)
+		message       func() channel.Message
+		wantRetryable bool
+		wantReason    string
+	}{
+		{name: "no subscription", message: func() channel.Message { return message("user-7") },
+			wantReason: "no web push subscription"},
+		{name: "no recipient", message: func() channel.Message { return message("") },
+			wantReason: "no recipient id"},
+		{name: "lookup fails", edit: func(c *webpush.Config) { c.Subscriptions = failingLookup{} },
+			message: func() channel.Message { return message("user-42") }, wantRetryable: true,
+			wantReason: "subscription lookup failed"},
+		{name: "payload too large", message: func() channel.Message {
+			m := message("user-42")
+			m.Body = strings.Repeat("x", webpush.MaxPayloadLen)
+			return m
+		}, wantReason: "exceeds"},
+		{name: "invalid topic", edit: func(c *webpush.Config) {
+			c.Topic = func(channel.Message) string { return "not a valid topic!" }
+		}, message: func() channel.Message { return message("user-42") }, wantReason: "topic"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := f.sender(t, tc.edit)
+			_, err := s.Send(t.Context(), tc.message())
+			fl := f.failure(t, err)
+			if fl.Retryable != tc.wantRetryable || !strings.Contains(fl.Reason, tc.wantReason) {
+				t.Fatalf("failure %+v, want retryable=%v and a reason with %q", fl, tc.wantRetryable, tc.wantReason)
+			}
+		})
+	}
+	t.Cleanup(func() {
+		if n := len(f.ps.requests()); n != 0 {
+			t.Errorf("push service got %d requests, want none", n)
+		}
+	})
+}
+
+func TestSendMessageNearTheSizeLimit(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.subscribe(t, "user-42", "/push/phone", answer{})
+	s := f.sender(t, nil)
+	m := message("user-42")
+	m.Metadata = nil
+	// Fill the body so that the JSON is exactly MaxPayloadLen bytes.
+	m.Body = ""
+	base := len(`{"title":"Your code","body":"","notification_id":"n-1","delivery_id":"webpush-1","idempotency_key":"n-1/webpush-1"}`)
+	m.Body = strings.Repeat("y", webpush.MaxPayloadLen-base)
+
+	res, err := s.Send(t.Context(), m)
+	if err != nil || !res.Confirmed {
+		t.Fatalf("Send = %+v, %v; want confirmed", res, err)
+	}
+	r := f.ps.requests()[0]
+	if r.err != nil {
+		t.Fatalf("push service: %v", r.err)
+	}
+	if r.payload.Body != m.Body {
+		t.Fatalf("decrypted body of %d bytes, want %d", len(r.payload.Body), len(m.Body))
+	}
+}
