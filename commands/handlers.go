@@ -8,6 +8,8 @@ type Handlers struct {
 	Resend        *ResendHandler
 	RecordReceipt *RecordReceiptHandler
 	MarkRead      *MarkReadHandler
+	// Attempts is the dispatcher's: it has no HTTP route.
+	Attempts *AttemptHandler
 }
 
 // NewHandlers builds every handler on the same dependencies.
@@ -26,6 +28,7 @@ func NewHandlers(d Deps) (Handlers, error) {
 		Resend:        &ResendHandler{x: x, clock: d.Clock},
 		RecordReceipt: &RecordReceiptHandler{x: x, clock: d.Clock},
 		MarkRead:      &MarkReadHandler{x: x, clock: d.Clock},
+		Attempts:      &AttemptHandler{x: x, clock: d.Clock},
 	}, nil
 }
 

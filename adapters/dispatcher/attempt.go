@@ -76,9 +76,8 @@ func (d *Dispatcher) attempt(msg *message.Message) error {
 		out.Reason, out.Retryable = f.Reason, f.Retryable
 		var notBefore time.Time
 		if f.RetryAfter > 0 || f.Throttled {
-			pause := max(f.RetryAfter, cc.ThrottlePause)
-			notBefore = now.Add(pause)
-			d.limits[w.channel].pause(notBefore)
+			notBefore = now.Add(max(f.RetryAfter, cc.ThrottlePause))
+			d.limits[w.channel].pause(now.Add(min(max(f.RetryAfter, cc.ThrottlePause), cc.MaxPause)))
 		}
 		if f.Retryable {
 			out.RetryAt = cc.Retry.next(claim.Attempt, claim.Notification.RequestedAt(), now, notBefore)

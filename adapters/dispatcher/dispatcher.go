@@ -48,7 +48,13 @@ type ChannelConfig struct {
 	// ThrottlePause is how long the channel stops when the provider says
 	// "too many requests" without a Retry-After. Default 1 s.
 	ThrottlePause time.Duration
-	Retry         RetryPolicy
+	// MaxPause caps how long one provider answer may stop the whole
+	// channel (default 1 min): on the webhook channel every endpoint is
+	// its own "provider", and one hostile endpoint's Retry-After must not
+	// stall every other. The delivery itself still waits the full
+	// Retry-After before its retry.
+	MaxPause time.Duration
+	Retry    RetryPolicy
 }
 
 // Config configures a Dispatcher. Attempts, Backlog, Follow and at least
@@ -111,6 +117,9 @@ func (c *Config) setDefaults() {
 		}
 		if cc.ThrottlePause == 0 {
 			cc.ThrottlePause = time.Second
+		}
+		if cc.MaxPause == 0 {
+			cc.MaxPause = time.Minute
 		}
 		cc.Retry.setDefaults()
 		c.Channels[ch] = cc
