@@ -240,6 +240,9 @@ func (d *Dispatcher) Run(ctx context.Context, ready chan<- struct{}) error {
 		}
 		return nil
 	})
+	if ctx.Err() != nil {
+		return nil // stopped before it started: nothing was taken
+	}
 	if err != nil {
 		return fmt.Errorf("dispatcher: recover backlog: %w", err)
 	}

@@ -15,8 +15,11 @@ const (
 )
 
 // serveArgs are the arguments of a test server on an ephemeral port.
+// serveArgs are the arguments of the command- and read-side tests: no
+// dispatcher, so the audit trails they check hold only what the API wrote.
+// Delivery has its own end-to-end tests (deliver_test.go).
 func serveArgs(dataDir string, keys ...string) []string {
-	args := []string{"--addr", "127.0.0.1:0", "--data", dataDir, "--log-level", "warn"}
+	args := []string{"--addr", "127.0.0.1:0", "--data", dataDir, "--log-level", "warn", "--deliver=false"}
 	for _, k := range keys {
 		args = append(args, "--api-key", k)
 	}

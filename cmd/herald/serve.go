@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"herald/adapters/dispatcher"
 	"herald/commands"
 	"herald/infra/config"
 	"herald/infra/eventstore"
@@ -89,13 +90,37 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		},
 	})
 	app.mount(srv.Router())
+
+	// The dispatcher stops with the server: on SIGTERM it takes no new
+	// work, lets the attempts in flight record their outcomes, and only
+	// then do the projections and the stores stop.
+	dispatchDone := make(chan error, 1)
+	if cfg.Delivery.Disabled {
+		dispatchDone <- nil
+		log.Info("delivery disabled in this process")
+	} else {
+		attempts, err := commands.NewAttemptHandler(commands.Deps{
+			Store: events, Clock: func() time.Time { return time.Now().UTC() }, NewID: commands.UUIDv7,
+		})
+		var d *dispatcher.Dispatcher
+		if err == nil {
+			d, err = newDispatcher(cfg, events, attempts, views, m.Registry, log)
+		}
+		if err != nil {
+			stopRunner()
+			<-runnerDone
+			return errors.Join(fmt.Errorf("delivery: %w", err), views.Close(), raw.Close())
+		}
+		go func() { dispatchDone <- d.Run(ctx, nil) }()
+	}
 	serveErr := srv.Serve(ctx, cfg.Addr, cfg.ShutdownTimeout, started)
+	dispatchErr := <-dispatchDone
 	stopRunner()
 	runErr := <-runnerDone
 	if errors.Is(runErr, context.Canceled) {
 		runErr = nil
 	}
-	if err := errors.Join(serveErr, runErr, views.Close(), raw.Close()); err != nil {
+	if err := errors.Join(serveErr, dispatchErr, runErr, views.Close(), raw.Close()); err != nil {
 		return err
 	}
 	log.Info("stopped cleanly")

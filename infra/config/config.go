@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -71,8 +73,32 @@ type Serve struct {
 	WebhookAllowHosts []string      // HERALD_WEBHOOK_ALLOW_HOSTS, --webhook-allow-hosts
 	LogLevel          string        // HERALD_LOG_LEVEL, --log-level
 	ShutdownTimeout   time.Duration // HERALD_SHUTDOWN_TIMEOUT, --shutdown-timeout
+	Delivery          Delivery
 
 	keySpecs []string
+}
+
+// Delivery configures the dispatcher and the providers' credentials. A
+// channel whose provider is not configured keeps its deliveries planned
+// (they wait, durably) until a process that has it runs. Credentials are
+// only ever held here and in the adapters: never in events, logs or
+// answers.
+type Delivery struct {
+	Disabled      bool   // HERALD_DELIVER=false, --deliver=false: this process does not deliver
+	Concurrency   int    // HERALD_DELIVERY_CONCURRENCY, --delivery-concurrency: attempts at once per channel
+	WebhookSecret string // HERALD_WEBHOOK_SECRET, --webhook-secret: signs outbound webhooks
+	SMTPHost      string // HERALD_SMTP_HOST, --smtp-host: enables email
+	SMTPPort      int    // HERALD_SMTP_PORT, --smtp-port
+	SMTPTLS       string // HERALD_SMTP_TLS, --smtp-tls: starttls, implicit or none
+	SMTPUser      string // HERALD_SMTP_USER, --smtp-user
+	SMTPPassword  string // HERALD_SMTP_PASSWORD (environment only: flags show in ps)
+	SMTPFrom      string // HERALD_SMTP_FROM, --smtp-from
+	SMSBaseURL    string // HERALD_SMS_BASE_URL, --sms-base-url: a Twilio-compatible API
+	SMSAccountSID string // HERALD_SMS_ACCOUNT_SID, --sms-account-sid: enables SMS
+	SMSAuthToken  string // HERALD_SMS_AUTH_TOKEN (environment only)
+	SMSFrom       string // HERALD_SMS_FROM, --sms-from
+	PublicURL     string // HERALD_PUBLIC_URL, --public-url: this server as providers reach it (receipt callbacks)
+	VAPIDSubject  string // HERALD_VAPID_SUBJECT, --vapid-subject: mailto: or https: contact for web push
 }
 
 func (c *Serve) setDefaults() {
@@ -88,6 +114,45 @@ func (c *Serve) setDefaults() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 15 * time.Second
 	}
+	if c.Delivery.Concurrency == 0 {
+		c.Delivery.Concurrency = 64
+	}
+	if c.Delivery.SMTPTLS == "" {
+		c.Delivery.SMTPTLS = "starttls"
+	}
+	if c.Delivery.VAPIDSubject == "" {
+		c.Delivery.VAPIDSubject = "mailto:herald@localhost"
+	}
+}
+
+func (d Delivery) validate() []error {
+	var errs []error
+	if d.Concurrency < 1 || d.Concurrency > 4096 {
+		errs = append(errs, fmt.Errorf("delivery-concurrency %d: want 1..4096", d.Concurrency))
+	}
+	switch d.SMTPTLS {
+	case "starttls", "implicit", "none":
+	default:
+		errs = append(errs, fmt.Errorf("smtp-tls %q: want starttls, implicit or none", d.SMTPTLS))
+	}
+	if d.SMTPPort < 0 || d.SMTPPort > 65535 {
+		errs = append(errs, fmt.Errorf("smtp-port %d: want 1..65535", d.SMTPPort))
+	}
+	if d.SMTPHost != "" && d.SMTPFrom == "" {
+		errs = append(errs, errors.New("smtp-from: required when smtp-host is set"))
+	}
+	if d.SMSAccountSID != "" && (d.SMSAuthToken == "" || d.SMSFrom == "") {
+		errs = append(errs, errors.New("sms-account-sid: needs HERALD_SMS_AUTH_TOKEN and sms-from"))
+	}
+	for name, u := range map[string]string{"sms-base-url": d.SMSBaseURL, "public-url": d.PublicURL} {
+		if u == "" {
+			continue
+		}
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			errs = append(errs, fmt.Errorf("%s %q: want an http(s) URL", name, u))
+		}
+	}
+	return errs
 }
 
 // Validate reports every problem of c at once.
@@ -104,6 +169,7 @@ func (c *Serve) Validate() error {
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, fmt.Errorf("shutdown-timeout %s: must not be negative", c.ShutdownTimeout))
 	}
+	errs = append(errs, c.Delivery.validate()...)
 	names := map[string]bool{}
 	for _, spec := range c.keySpecs {
 		k, err := ParseAPIKey(spec)
@@ -154,9 +220,12 @@ func ParseServe(args []string, getenv func(string) string) (Serve, error) {
 		c.ShutdownTimeout = d
 	}
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight work may take to finish on SIGTERM (HERALD_SHUTDOWN_TIMEOUT)")
+	finishDelivery, err := deliveryFlags(fs, &c.Delivery, getenv)
+	envErr = errors.Join(envErr, err)
 	if err := fs.Parse(args); err != nil {
 		return Serve{}, err
 	}
+	finishDelivery()
 	if fs.NArg() > 0 {
 		return Serve{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
@@ -171,6 +240,52 @@ func ParseServe(args []string, getenv func(string) string) (Serve, error) {
 		return Serve{}, err
 	}
 	return c, nil
+}
+
+// deliveryFlags declares the delivery flags, defaulted from the
+// environment; secrets are read from the environment only. finish must be
+// called after parsing.
+func deliveryFlags(fs *flag.FlagSet, d *Delivery, getenv func(string) string) (finish func(), err error) {
+	var errs []error
+	envInt := func(name string) int {
+		v := getenv(name)
+		if v == "" {
+			return 0
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: not a number", name, v))
+		}
+		return n
+	}
+	deliver := true
+	if v := getenv("HERALD_DELIVER"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("HERALD_DELIVER %q: want true or false", v))
+		}
+		deliver = b
+	}
+	fs.Func("deliver", "run the dispatcher in this process (HERALD_DELIVER, default true)", func(v string) error {
+		b, err := strconv.ParseBool(v)
+		deliver = b
+		return err
+	})
+	fs.IntVar(&d.Concurrency, "delivery-concurrency", envInt("HERALD_DELIVERY_CONCURRENCY"), "attempts at once per channel (HERALD_DELIVERY_CONCURRENCY, default 64)")
+	fs.StringVar(&d.WebhookSecret, "webhook-secret", getenv("HERALD_WEBHOOK_SECRET"), "Standard Webhooks signing secret, whsec_... (HERALD_WEBHOOK_SECRET)")
+	fs.StringVar(&d.SMTPHost, "smtp-host", getenv("HERALD_SMTP_HOST"), "SMTP relay host; enables email (HERALD_SMTP_HOST)")
+	fs.IntVar(&d.SMTPPort, "smtp-port", envInt("HERALD_SMTP_PORT"), "SMTP relay port (HERALD_SMTP_PORT)")
+	fs.StringVar(&d.SMTPTLS, "smtp-tls", getenv("HERALD_SMTP_TLS"), "starttls, implicit or none (HERALD_SMTP_TLS)")
+	fs.StringVar(&d.SMTPUser, "smtp-user", getenv("HERALD_SMTP_USER"), "SMTP user; the password comes from HERALD_SMTP_PASSWORD (HERALD_SMTP_USER)")
+	fs.StringVar(&d.SMTPFrom, "smtp-from", getenv("HERALD_SMTP_FROM"), "sender address (HERALD_SMTP_FROM)")
+	fs.StringVar(&d.SMSBaseURL, "sms-base-url", getenv("HERALD_SMS_BASE_URL"), "Twilio-compatible API origin (HERALD_SMS_BASE_URL)")
+	fs.StringVar(&d.SMSAccountSID, "sms-account-sid", getenv("HERALD_SMS_ACCOUNT_SID"), "SMS account; the token comes from HERALD_SMS_AUTH_TOKEN; enables SMS (HERALD_SMS_ACCOUNT_SID)")
+	fs.StringVar(&d.SMSFrom, "sms-from", getenv("HERALD_SMS_FROM"), "sending number or sender id (HERALD_SMS_FROM)")
+	fs.StringVar(&d.PublicURL, "public-url", getenv("HERALD_PUBLIC_URL"), "this server's URL as providers reach it, for receipts (HERALD_PUBLIC_URL)")
+	fs.StringVar(&d.VAPIDSubject, "vapid-subject", getenv("HERALD_VAPID_SUBJECT"), "web push contact, mailto: or https: (HERALD_VAPID_SUBJECT)")
+	d.SMTPPassword = getenv("HERALD_SMTP_PASSWORD")
+	d.SMSAuthToken = getenv("HERALD_SMS_AUTH_TOKEN")
+	return func() { d.Disabled = !deliver }, errors.Join(errs...)
 }
 
 func splitList(v string) []string {

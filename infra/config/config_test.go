@@ -104,3 +104,30 @@ func TestParseAPIKey(t *testing.T) {
 		}
 	}
 }
+
+func TestParseServeDelivery(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"HERALD_SMTP_HOST": "smtp.example.com", "HERALD_SMTP_FROM": "ops@example.com",
+		"HERALD_SMTP_PASSWORD": "pw", "HERALD_DELIVER": "true",
+	}
+	c, err := config.ParseServe([]string{"--deliver=false", "--smtp-port", "2525"}, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := c.Delivery
+	if !d.Disabled || d.SMTPHost != "smtp.example.com" || d.SMTPPort != 2525 || d.SMTPPassword != "pw" || d.SMTPTLS != "starttls" || d.Concurrency != 64 {
+		t.Fatalf("delivery config = %+v", d)
+	}
+
+	_, err = config.ParseServe([]string{"--smtp-host", "h", "--smtp-tls", "ssl", "--delivery-concurrency", "0", "--sms-account-sid", "AC1", "--public-url", "ftp://x"},
+		func(k string) string { return map[string]string{"HERALD_DELIVERY_CONCURRENCY": "x"}[k] })
+	if err == nil {
+		t.Fatal("bad delivery settings accepted")
+	}
+	for _, want := range []string{"smtp-from", `smtp-tls "ssl"`, "sms-account-sid", `public-url "ftp://x"`, "HERALD_DELIVERY_CONCURRENCY"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"herald/adapters/channel"
+	"herald/adapters/dingtalk"
+	"herald/adapters/dispatcher"
+	"herald/adapters/email"
+	"herald/adapters/inapp"
+	"herald/adapters/slack"
+	"herald/adapters/sms"
+	"herald/adapters/webhook"
+	"herald/adapters/webpush"
+	"herald/adapters/wecom"
+	"herald/commands"
+	"herald/domain"
+	"herald/infra/config"
+	"herald/infra/eventstore"
+	"herald/infra/logbus"
+)
+
+// dispatcherGroup names the dispatcher's cursor in the log. The dispatcher
+// restarts from the backlog projection's checkpoint, never from a saved
+// cursor of its own, so the group only labels its subscription.
+const dispatcherGroup = "dispatcher"
+
+// newDispatcher builds the dispatcher with a sender for every channel whose
+// provider is configured. Channels left out keep their deliveries planned,
+// durably, until a process that has them runs; the log says which.
+func newDispatcher(cfg config.Serve, events eventstore.Store, attempts *commands.AttemptHandler, backlog dispatcher.Backlog, reg prometheus.Registerer, log *slog.Logger) (*dispatcher.Dispatcher, error) {
+	senders, missing, err := channelSenders(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if len(missing) > 0 {
+		log.Warn("channels without a provider: their deliveries wait until one is configured", "channels", strings.Join(missing, ","))
+	}
+	chans := make(map[domain.Channel]dispatcher.ChannelConfig, len(senders))
+	for ch, s := range senders {
+		chans[ch] = dispatcher.ChannelConfig{Sender: s, Concurrency: cfg.Delivery.Concurrency}
+	}
+	return dispatcher.New(dispatcher.Config{
+		Attempts: attempts,
+		Backlog:  backlog,
+		Follow: func(ctx context.Context, after eventstore.Position) (message.Subscriber, error) {
+			start := &logbus.MemoryCheckpoints{}
+			if err := start.Save(ctx, dispatcherGroup, "notification", after); err != nil {
+				return nil, err
+			}
+			return logbus.NewSubscriber(events, logbus.SubscriberConfig{ConsumerGroup: dispatcherGroup, Checkpoints: start}, nil)
+		},
+		Channels:   chans,
+		Logger:     log,
+		Registerer: reg,
+	})
+}
+
+// channelSenders builds the configured senders and names the channels left
+// without one.
+func channelSenders(cfg config.Serve, log *slog.Logger) (map[domain.Channel]channel.Sender, []string, error) {
+	d := cfg.Delivery
+	client := channel.NewHTTPClient(channel.HTTPOptions{AllowHosts: cfg.WebhookAllowHosts, MaxConnsPerHost: d.Concurrency})
+	out := map[domain.Channel]channel.Sender{domain.ChannelInApp: inapp.Sender{}}
+	var errs []error
+	add := func(ch domain.Channel, s channel.Sender, err error) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", ch, err))
+			return
+		}
+		out[ch] = s
+	}
+	wh, err := webhook.New(webhook.Config{Client: client, DefaultSecret: d.WebhookSecret})
+	add(domain.ChannelWebhook, wh, err)
+	sl, err := slack.New(slack.Config{Client: client})
+	add(domain.ChannelSlack, sl, err)
+	dt, err := dingtalk.New(dingtalk.Config{Client: client})
+	add(domain.ChannelDingTalk, dt, err)
+	wc, err := wecom.New(wecom.Config{Client: client})
+	add(domain.ChannelWeCom, wc, err)
+
+	if d.SMTPHost != "" {
+		em, err := email.New(email.Config{
+			Host: d.SMTPHost, Port: d.SMTPPort, TLS: email.TLSMode(d.SMTPTLS),
+			Username: d.SMTPUser, Password: d.SMTPPassword, From: d.SMTPFrom,
+		})
+		add(domain.ChannelEmail, em, err)
+	}
+	if d.SMSAccountSID != "" {
+		callback := ""
+		if d.PublicURL != "" {
+			callback = strings.TrimSuffix(d.PublicURL, "/") + "/v1/receipts/sms"
+		}
+		sm, err := sms.New(sms.Config{
+			BaseURL: d.SMSBaseURL, AccountSID: d.SMSAccountSID, AuthToken: d.SMSAuthToken,
+			From: d.SMSFrom, StatusCallbackURL: callback,
+		})
+		add(domain.ChannelSMS, sm, err)
+	}
+	pub, priv, err := vapidKeys(cfg.DataDir)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("webpush: %w", err))
+	} else {
+		// Subscriptions arrive with recipient profiles (not built yet):
+		// until then every web push delivery fails, saying why.
+		wp, err := webpush.New(webpush.Config{
+			Subscriptions: &webpush.MemorySubscriptions{}, VAPIDPublicKey: pub, VAPIDPrivateKey: priv,
+			Subject: d.VAPIDSubject, HTTPClient: client,
+		})
+		add(domain.ChannelWebPush, wp, err)
+	}
+	var missing []string
+	for _, ch := range domain.AllChannels() {
+		if out[ch] == nil {
+			missing = append(missing, string(ch))
+		}
+	}
+	return out, missing, errors.Join(errs...)
+}
+
+// vapidKeys returns the server's web push key pair, created on first start
+// and kept (mode 0600) in the data folder, so browsers' subscriptions stay
+// valid across restarts.
+func vapidKeys(dataDir string) (public, private string, err error) {
+	path := filepath.Join(dataDir, "vapid.json")
+	var k struct{ Public, Private string }
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if err := json.Unmarshal(b, &k); err != nil || k.Public == "" || k.Private == "" {
+			return "", "", fmt.Errorf("read %s: not a key pair", path)
+		}
+		return k.Public, k.Private, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", "", err
+	}
+	if k.Public, k.Private, err = webpush.GenerateVAPIDKeys(); err != nil {
+		return "", "", err
+	}
+	b, _ = json.Marshal(k)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return "", "", err
+	}
+	return k.Public, k.Private, nil
+}
