@@ -98,6 +98,7 @@
 //     apply: order holds for any number of subscribers, instances share the
 //     store.
 //
-// The suite runs in full (5,000 to 10,000 messages per test) unless go test
-// is given -short; with -race on two cores it takes about 25 s.
+// Without -race and -short the suite runs in full (5,000 to 10,000 messages
+// per test); under the race detector it runs with ForceShort (the suite's
+// smaller counts), as the full counts take 30 to 70 s there on two cores.
 package logbus

@@ -384,7 +384,15 @@ func (sub *subscription) message(ev *eventstore.RecordedEvent) *message.Message 
 			payload, extra = w.payload(), w.Metadata
 		}
 	}
-	md := make(message.Metadata, 9+len(extra))
+	// Sized exactly: up to 8 entries fit a map's first group, one
+	// allocation instead of a grown table.
+	n := 6 + len(extra)
+	for _, f := range [...]string{ev.Metadata.CorrelationID, ev.Metadata.CausationID, ev.Metadata.Actor} {
+		if f != "" {
+			n++
+		}
+	}
+	md := make(message.Metadata, n)
 	for k, v := range extra {
 		md[k] = v
 	}

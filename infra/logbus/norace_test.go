@@ -1,0 +1,5 @@
+//go:build !race
+
+package logbus_test
+
+const raceEnabled = false
