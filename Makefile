@@ -19,10 +19,18 @@ build:
 run: build
 	./$(BIN) serve --addr $(ADDR) --data $(DATA)
 
-## test: the whole suite, with the race detector
+## test: the whole suite, with the race detector. The Cassandra view store
+## tests run against a throwaway local Cassandra that scripts/cassandra.sh
+## starts (or the one `make cassandra` left running) and stops; without Java 17
+## or Maven they are skipped, saying so.
 test:
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 15m ./...
+	bash scripts/cassandra.sh run -- $(GO) test -race -count=1 -timeout 15m ./...
+
+## cassandra: fetch and start the local test Cassandra, and leave it running
+cassandra:
+	bash scripts/cassandra.sh start
+	@echo "Cassandra keeps running; make test will use it. Stop it with: bash scripts/cassandra.sh stop"
 
 ## bench: figures for this machine (medians of 3 runs)
 bench: build

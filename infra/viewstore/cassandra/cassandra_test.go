@@ -1,0 +1,166 @@
+package cassandra_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gocql/gocql"
+
+	"herald/domain"
+	"herald/infra/eventstore"
+	"herald/infra/viewstore/cassandra"
+	"herald/infra/viewstore/viewstoretest"
+	"herald/projections"
+)
+
+// The tests run against the Cassandra named by HERALD_CASSANDRA_HOSTS
+// (host:port, comma-separated), as `scripts/cassandra.sh run` sets it, each
+// on fresh keyspaces that they drop when done.
+const hostsEnv = "HERALD_CASSANDRA_HOSTS"
+
+var (
+	sessionOnce sync.Once
+	session     *gocql.Session
+	sessionErr  error
+	keyspaces   atomic.Int64
+)
+
+func testSession(t testing.TB) *gocql.Session {
+	t.Helper()
+	hosts := os.Getenv(hostsEnv)
+	if hosts == "" {
+		t.Skipf("Cassandra view store tests skipped: %s is not set (make test sets it via scripts/cassandra.sh run)", hostsEnv)
+	}
+	sessionOnce.Do(func() {
+		c := cassandra.NewCluster(strings.Split(hosts, ",")...)
+		c.Consistency = gocql.LocalOne // one node
+		session, sessionErr = c.CreateSession()
+		if sessionErr != nil {
+			return
+		}
+		var release string
+		if sessionErr = session.Query(`SELECT release_version FROM system.local`).Scan(&release); sessionErr == nil {
+			fmt.Printf("cassandra view store tests: Apache Cassandra %s at %s\n", release, hosts)
+			t.Logf("Apache Cassandra %s at %s", release, hosts)
+		}
+	})
+	if sessionErr != nil {
+		t.Fatalf("connect to Cassandra at %s: %v", hosts, sessionErr)
+	}
+	return session
+}
+
+// newViews migrates a fresh keyspace and opens the store on it.
+func newViews(t testing.TB, opts cassandra.Options) *cassandra.Views {
+	t.Helper()
+	v, _ := newKeyspace(t, opts)
+	return v
+}
+
+// newKeyspace is newViews that also names the keyspace.
+func newKeyspace(t testing.TB, opts cassandra.Options) (*cassandra.Views, string) {
+	t.Helper()
+	s := testSession(t)
+	ks := fmt.Sprintf("herald_test_%d_%d", time.Now().UnixNano()%1e9, keyspaces.Add(1))
+	ctx := context.Background()
+	if err := cassandra.Migrate(ctx, s, cassandra.MigrateOptions{Keyspace: ks}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Query(`DROP KEYSPACE IF EXISTS ` + ks).Exec(); err != nil {
+			t.Logf("drop keyspace %s: %v", ks, err)
+		}
+	})
+	opts.Keyspace = ks
+	v, err := cassandra.Open(ctx, s, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, ks
+}
+
+func TestContract(t *testing.T) {
+	testSession(t)
+	viewstoretest.Run(t, func(t *testing.T) viewstoretest.Views { return newViews(t, cassandra.Options{}) })
+}
+
+func TestMigrate(t *testing.T) {
+	s := testSession(t)
+	ctx := context.Background()
+	v, ks := newKeyspace(t, cassandra.Options{})
+	var rec viewstoretest.Recorder
+	viewstoretest.ApplyAll(t, v, rec.RecordAll(viewstoretest.Scenario()...))
+
+	// Re-running Migrate on a migrated keyspace changes nothing.
+	if err := cassandra.Migrate(ctx, s, cassandra.MigrateOptions{Keyspace: ks}); err != nil {
+		t.Fatalf("second migrate: %v", err)
+	}
+	if d, err := v.Notification(ctx, viewstoretest.N1); err != nil || d.Status != domain.StatusDelivered {
+		t.Fatalf("n-1 after second migrate = %+v, %v", d, err)
+	}
+	if _, err := cassandra.Open(ctx, s, cassandra.Options{Keyspace: "herald_never_migrated"}); !errors.Is(err, cassandra.ErrSchemaVersion) {
+		t.Fatalf("open of an unmigrated keyspace: %v, want ErrSchemaVersion", err)
+	}
+	bad := cassandra.MigrateOptions{Keyspace: "Bad-Name", ReplicationClass: "NetworkTopologyStrategy"}
+	if err := cassandra.Migrate(ctx, s, bad); err == nil || !strings.Contains(err.Error(), "keyspace") || !strings.Contains(err.Error(), "replication map") {
+		t.Fatalf("invalid options: %v", err)
+	}
+}
+
+// BenchmarkRebuild measures Apply throughput the way a rebuild drives it:
+// a fresh generation filled from position 0 in pages of BatchSize.
+func BenchmarkRebuild(b *testing.B) {
+	v := newViews(b, cassandra.Options{})
+	events := benchEvents(10_000)
+	ctx := context.Background()
+	for _, p := range projections.Names() {
+		b.Run(p, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				if err := v.BeginRebuild(ctx, p); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				for page := events; len(page) > 0; {
+					n := min(len(page), projections.BatchSize)
+					if err := v.Apply(ctx, projections.Shadow(p), page[:n], page[n-1].Position); err != nil {
+						b.Fatal(err)
+					}
+					page = page[n:]
+				}
+			}
+			b.ReportMetric(float64(len(events)*b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// benchEvents returns the log of n notifications (4 events each, on four
+// channels, 1,000 recipients, 10 ms apart), interleaved in rounds of 100
+// notifications as concurrent sends would append them.
+func benchEvents(n int) []eventstore.RecordedEvent {
+	channels := []domain.Channel{domain.ChannelWebhook, domain.ChannelEmail, domain.ChannelInApp, domain.ChannelSMS}
+	prios := []domain.Priority{domain.PriorityNormal, domain.PriorityHigh, domain.PriorityLow}
+	var rec viewstoretest.Recorder
+	var out []eventstore.RecordedEvent
+	for base := 0; base < n; base += 100 {
+		var streams []viewstoretest.Stream
+		for i := base; i < min(n, base+100); i++ {
+			streams = append(streams, viewstoretest.SimpleStream(domain.NotificationID(fmt.Sprintf("b-%06d", i)),
+				fmt.Sprintf("user-%d", i%1000), channels[i%len(channels)], prios[i%len(prios)],
+				viewstoretest.Base.Add(time.Duration(i)*10*time.Millisecond)))
+		}
+		for k := 0; k < 4; k++ {
+			for _, s := range streams {
+				out = append(out, rec.Record(s.ID, s.Events[k]))
+			}
+		}
+	}
+	return out
+}
