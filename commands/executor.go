@@ -26,6 +26,7 @@ type decideFunc func(state domain.Notification) ([]domain.Event, error)
 type executor struct {
 	store eventstore.Store
 	newID func() string
+	cache *stateCache // nil: every load reads the whole stream
 }
 
 // outcome is what an execution left behind.
@@ -37,12 +38,14 @@ type outcome struct {
 	Events []domain.Event
 }
 
-// load rebuilds the notification from its stream, reading it in pages. A
-// stream that does not exist gives the zero Notification.
+// load rebuilds the notification from its stream, reading it in pages,
+// from the cached state when there is one (then only the events appended
+// since are read). A stream that does not exist gives the zero
+// Notification.
 func (x executor) load(ctx context.Context, id domain.NotificationID) (domain.Notification, error) {
 	stream := domain.NotificationStream(id)
-	var state domain.Notification
-	var after uint64
+	state := x.cache.get(id)
+	after := uint64(state.Version())
 	for {
 		recs, err := x.store.ReadStream(ctx, stream, after, readPageSize)
 		if errors.Is(err, eventstore.ErrStreamNotFound) {
@@ -60,6 +63,7 @@ func (x executor) load(ctx context.Context, id domain.NotificationID) (domain.No
 			after = rec.Version
 		}
 		if len(recs) < readPageSize {
+			x.cache.put(state)
 			return state, nil
 		}
 	}
@@ -110,7 +114,9 @@ func (x executor) execute(ctx context.Context, id domain.NotificationID, meta ev
 		_, err = x.store.Append(ctx, stream, eventstore.Exactly(uint64(state.Version())), data...)
 		switch {
 		case err == nil:
-			return outcome{State: evolveAll(state, events), Events: events}, nil
+			next := evolveAll(state, events)
+			x.cache.put(next)
+			return outcome{State: next, Events: events}, nil
 		case !errors.Is(err, eventstore.ErrWrongExpectedVersion):
 			return outcome{}, fmt.Errorf("append to %s: %w", stream, err)
 		case attempt >= MaxConflictRetries:

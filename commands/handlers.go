@@ -19,7 +19,9 @@ func NewHandlers(d Deps) (Handlers, error) {
 	}
 	// The constructors below only fail on missing dependencies, which
 	// validate has just ruled out.
-	x := executor{store: d.Store, newID: d.NewID}
+	// One state cache for every handler: the dispatcher's attempt then
+	// finds the state the send left.
+	x := executor{store: d.Store, newID: d.NewID, cache: newStateCache()}
 	send := &SendHandler{x: x, clock: d.Clock}
 	return Handlers{
 		Send:          send,

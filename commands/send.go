@@ -81,7 +81,9 @@ func (h *SendHandler) send(ctx context.Context, id domain.NotificationID, cmd Se
 	_, err = h.x.store.Append(ctx, domain.NotificationStream(id), eventstore.NoStream, data...)
 	switch {
 	case err == nil:
-		return SendResult{ID: id, Status: evolveAll(domain.Notification{}, events).Status(), Created: true}, nil
+		state := evolveAll(domain.Notification{}, events)
+		h.x.cache.put(state)
+		return SendResult{ID: id, Status: state.Status(), Created: true}, nil
 	case !errors.Is(err, eventstore.ErrWrongExpectedVersion):
 		return SendResult{}, fmt.Errorf("send %s: append: %w", id, err)
 	}

@@ -142,7 +142,9 @@ func (h *SendBatchHandler) Handle(ctx context.Context, cmd SendBatch) (SendBatch
 			r := &res.Items[p.index]
 			switch err := errs[k]; {
 			case err == nil:
-				r.Status = evolveAll(domain.Notification{}, p.events).Status()
+				state := evolveAll(domain.Notification{}, p.events)
+				x.cache.put(state)
+				r.Status = state.Status()
 				r.Created = true
 			case errors.Is(err, eventstore.ErrWrongExpectedVersion):
 				exists = append(exists, p.index)

@@ -51,11 +51,11 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	suites := fs.Args()
 	if len(suites) == 0 {
-		suites = []string{"eventstore", "api", "projection"}
+		suites = []string{"eventstore", "api", "projection", "delivery"}
 	}
 	for _, s := range suites {
-		if s != "eventstore" && s != "api" && s != "projection" {
-			return fmt.Errorf("bench: unknown suite %q (want eventstore, api or projection)", s)
+		if s != "eventstore" && s != "api" && s != "projection" && s != "delivery" {
+			return fmt.Errorf("bench: unknown suite %q (want eventstore, api, projection or delivery)", s)
 		}
 	}
 	if *runs < 1 || *events < 64 {
@@ -78,6 +78,8 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			err = benchAPI(ctx, *dir, *runs, time.Duration(*seconds)*time.Second, stdout, stderr)
 		case "projection":
 			err = benchProjection(ctx, *dir, *runs, stdout, stderr)
+		case "delivery":
+			err = benchDelivery(ctx, *dir, *runs, time.Duration(*seconds)*time.Second, stdout, stderr)
 		}
 		if err != nil {
 			return err
@@ -272,4 +274,46 @@ func benchProjection(ctx context.Context, dir string, runs int, stdout, stderr i
 	sort.Float64s(figs)
 	fmt.Fprintf(stdout, "bench projection_rebuild events_per_sec=%.0f\n", figs[len(figs)/2])
 	return nil
+}
+
+// benchDelivery measures accept → delivered at a local webhook sink →
+// success recorded, through a whole in-process server (API, projections,
+// dispatcher), as fast as it goes and at 2,000 notifications/s offered.
+func benchDelivery(ctx context.Context, dir string, runs int, duration time.Duration, stdout, stderr io.Writer) error {
+	for _, rate := range []int{0, 2000} {
+		var figs []benchmark.DeliveryFigures
+		for r := 0; r < runs; r++ {
+			f, err := benchDeliveryRun(ctx, filepath.Join(dir, fmt.Sprintf("delivery-%d-%d", rate, r)), rate, duration, stderr)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(stderr, "run", r+1, f, "delivered", f.Delivered, "duplicates", f.Duplicates, "undelivered", f.Undelivered)
+			figs = append(figs, f)
+		}
+		sort.Slice(figs, func(i, j int) bool { return figs[i].DeliveredPerSec < figs[j].DeliveredPerSec })
+		if rate > 0 {
+			sort.Slice(figs, func(i, j int) bool { return figs[i].P99 < figs[j].P99 })
+		}
+		fmt.Fprintln(stdout, figs[len(figs)/2])
+	}
+	return nil
+}
+
+func benchDeliveryRun(ctx context.Context, dataDir string, rate int, duration time.Duration, stderr io.Writer) (benchmark.DeliveryFigures, error) {
+	sink, err := benchmark.NewSink()
+	if err != nil {
+		return benchmark.DeliveryFigures{}, err
+	}
+	defer sink.Close()
+	args := []string{"--addr", "127.0.0.1:0", "--data", dataDir, "--log-level", "warn",
+		"--api-key", "bench:" + benchKey + ":send+read+admin", "--webhook-allow-hosts", "127.0.0.1"}
+	if c := os.Getenv("HERALD_BENCH_CONCURRENCY"); c != "" {
+		args = append(args, "--delivery-concurrency", c)
+	}
+	base, stop, err := startInProcess(ctx, args, stderr)
+	if err != nil {
+		return benchmark.DeliveryFigures{}, err
+	}
+	f, err := benchmark.E2EWebhook(ctx, base, benchKey, sink, rate, duration, 60*time.Second)
+	return f, errors.Join(err, stop())
 }

@@ -48,7 +48,9 @@ func newDispatcher(cfg config.Serve, events eventstore.Store, attempts *commands
 	}
 	chans := make(map[domain.Channel]dispatcher.ChannelConfig, len(senders))
 	for ch, s := range senders {
-		chans[ch] = dispatcher.ChannelConfig{Sender: s, Concurrency: cfg.Delivery.Concurrency}
+		chans[ch] = dispatcher.ChannelConfig{Sender: s, Concurrency: cfg.Delivery.Concurrency, Retry: dispatcher.RetryPolicy{
+			MaxAttempts: cfg.Delivery.RetryAttempts, Initial: cfg.Delivery.RetryInitial, Max: cfg.Delivery.RetryMax,
+		}}
 	}
 	return dispatcher.New(dispatcher.Config{
 		Attempts: attempts,

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"herald/commands"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -43,10 +44,11 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := newApp(config.Serve{}, events, views, runner, metrics.New(), time.Now)
+	handlers, err := commands.NewHandlers(commands.Deps{Store: events, Clock: time.Now, NewID: commands.UUIDv7})
 	if err != nil {
 		t.Fatal(err)
 	}
+	a := newApp(config.Serve{}, events, handlers, views, runner, metrics.New(), time.Now)
 	srv := httpserver.New(slog.New(slog.DiscardHandler), nil)
 	a.mount(srv.Router())
 

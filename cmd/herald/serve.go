@@ -13,7 +13,6 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"herald/adapters/dispatcher"
 	"herald/commands"
 	"herald/infra/config"
 	"herald/infra/eventstore"
@@ -73,10 +72,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	registerProjectionMetrics(context.WithoutCancel(ctx), m, runner)
 
-	app, err := newApp(cfg, events, views, runner, m, time.Now)
+	// One set of handlers for the API and the dispatcher: they share the
+	// handlers' state cache.
+	handlers, err := commands.NewHandlers(commands.Deps{
+		Store: events, Clock: func() time.Time { return time.Now().UTC() }, NewID: commands.UUIDv7,
+	})
 	if err != nil {
 		return errors.Join(err, views.Close(), raw.Close())
 	}
+	app := newApp(cfg, events, handlers, views, runner, m, time.Now)
 	// The projections follow the log until the HTTP server has drained, so
 	// that requests answered during shutdown still see fresh views.
 	runCtx, stopRunner := context.WithCancel(context.WithoutCancel(ctx))
@@ -99,13 +103,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		dispatchDone <- nil
 		log.Info("delivery disabled in this process")
 	} else {
-		attempts, err := commands.NewAttemptHandler(commands.Deps{
-			Store: events, Clock: func() time.Time { return time.Now().UTC() }, NewID: commands.UUIDv7,
-		})
-		var d *dispatcher.Dispatcher
-		if err == nil {
-			d, err = newDispatcher(cfg, events, attempts, views, m.Registry, log)
-		}
+		d, err := newDispatcher(cfg, events, handlers.Attempts, views, m.Registry, log)
 		if err != nil {
 			stopRunner()
 			<-runnerDone
@@ -143,13 +141,7 @@ type app struct {
 	metrics  *metrics.Metrics
 }
 
-func newApp(cfg config.Serve, events eventstore.Store, views *viewsqlite.Views, runner *projections.Runner, m *metrics.Metrics, clock func() time.Time) (*app, error) {
-	handlers, err := commands.NewHandlers(commands.Deps{
-		Store: events, Clock: func() time.Time { return clock().UTC() }, NewID: commands.UUIDv7,
-	})
-	if err != nil {
-		return nil, err
-	}
+func newApp(cfg config.Serve, events eventstore.Store, handlers commands.Handlers, views *viewsqlite.Views, runner *projections.Runner, m *metrics.Metrics, clock func() time.Time) *app {
 	return &app{
 		auth:     httpserver.NewAuthenticator(cfg.APIKeys, httpserver.Deny),
 		commands: commands.NewHTTP(handlers, commands.HTTPOptions{Actor: keyName}),
@@ -158,7 +150,7 @@ func newApp(cfg config.Serve, events eventstore.Store, views *viewsqlite.Views, 
 			Audit: events, Projections: runner,
 		}, readapi.Options{Now: clock}),
 		metrics: m,
-	}, nil
+	}
 }
 
 // keyName is the actor of a request: the name of the API key that

@@ -99,6 +99,11 @@ type Delivery struct {
 	SMSFrom       string // HERALD_SMS_FROM, --sms-from
 	PublicURL     string // HERALD_PUBLIC_URL, --public-url: this server as providers reach it (receipt callbacks)
 	VAPIDSubject  string // HERALD_VAPID_SUBJECT, --vapid-subject: mailto: or https: contact for web push
+	// Retries of retryable failures: exponential backoff from RetryInitial
+	// up to RetryMax per wait, RetryAttempts attempts in all.
+	RetryInitial  time.Duration // HERALD_RETRY_INITIAL, --retry-initial (default 1s)
+	RetryMax      time.Duration // HERALD_RETRY_MAX, --retry-max (default 10m)
+	RetryAttempts int           // HERALD_RETRY_ATTEMPTS, --retry-attempts (default 8)
 }
 
 func (c *Serve) setDefaults() {
@@ -120,6 +125,15 @@ func (c *Serve) setDefaults() {
 	if c.Delivery.SMTPTLS == "" {
 		c.Delivery.SMTPTLS = "starttls"
 	}
+	if c.Delivery.RetryInitial == 0 {
+		c.Delivery.RetryInitial = time.Second
+	}
+	if c.Delivery.RetryMax == 0 {
+		c.Delivery.RetryMax = 10 * time.Minute
+	}
+	if c.Delivery.RetryAttempts == 0 {
+		c.Delivery.RetryAttempts = 8
+	}
 	if c.Delivery.VAPIDSubject == "" {
 		c.Delivery.VAPIDSubject = "mailto:herald@localhost"
 	}
@@ -134,6 +148,9 @@ func (d Delivery) validate() []error {
 	case "starttls", "implicit", "none":
 	default:
 		errs = append(errs, fmt.Errorf("smtp-tls %q: want starttls, implicit or none", d.SMTPTLS))
+	}
+	if d.RetryInitial < 0 || d.RetryMax < d.RetryInitial || d.RetryAttempts < 0 {
+		errs = append(errs, fmt.Errorf("retry-initial %s, retry-max %s, retry-attempts %d: want 0 < initial <= max and attempts >= 1", d.RetryInitial, d.RetryMax, d.RetryAttempts))
 	}
 	if d.SMTPPort < 0 || d.SMTPPort > 65535 {
 		errs = append(errs, fmt.Errorf("smtp-port %d: want 1..65535", d.SMTPPort))
@@ -258,6 +275,17 @@ func deliveryFlags(fs *flag.FlagSet, d *Delivery, getenv func(string) string) (f
 		}
 		return n
 	}
+	envDuration := func(name string) time.Duration {
+		v := getenv(name)
+		if v == "" {
+			return 0
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", name, v, err))
+		}
+		return d
+	}
 	deliver := true
 	if v := getenv("HERALD_DELIVER"); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -283,6 +311,9 @@ func deliveryFlags(fs *flag.FlagSet, d *Delivery, getenv func(string) string) (f
 	fs.StringVar(&d.SMSFrom, "sms-from", getenv("HERALD_SMS_FROM"), "sending number or sender id (HERALD_SMS_FROM)")
 	fs.StringVar(&d.PublicURL, "public-url", getenv("HERALD_PUBLIC_URL"), "this server's URL as providers reach it, for receipts (HERALD_PUBLIC_URL)")
 	fs.StringVar(&d.VAPIDSubject, "vapid-subject", getenv("HERALD_VAPID_SUBJECT"), "web push contact, mailto: or https: (HERALD_VAPID_SUBJECT)")
+	fs.DurationVar(&d.RetryInitial, "retry-initial", envDuration("HERALD_RETRY_INITIAL"), "first retry delay (HERALD_RETRY_INITIAL, default 1s)")
+	fs.DurationVar(&d.RetryMax, "retry-max", envDuration("HERALD_RETRY_MAX"), "longest retry delay (HERALD_RETRY_MAX, default 10m)")
+	fs.IntVar(&d.RetryAttempts, "retry-attempts", envInt("HERALD_RETRY_ATTEMPTS"), "attempts per delivery, the first included (HERALD_RETRY_ATTEMPTS, default 8)")
 	d.SMTPPassword = getenv("HERALD_SMTP_PASSWORD")
 	d.SMSAuthToken = getenv("HERALD_SMS_AUTH_TOKEN")
 	return func() { d.Disabled = !deliver }, errors.Join(errs...)

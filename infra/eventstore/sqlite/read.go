@@ -50,11 +50,11 @@ func (s *Store) queryEvents(ctx context.Context, where string, capHint int, args
 	}
 	var evs []eventstore.RecordedEvent
 	err = conn.Raw(func(dc any) error {
-		q, ok := dc.(driver.QueryerContext)
-		if !ok {
-			return errors.New("driver connection cannot query")
+		st, err := s.stmt(ctx, dc, `SELECT `+selectColumns+` FROM events `+where)
+		if err != nil {
+			return err
 		}
-		rows, err := q.QueryContext(ctx, `SELECT `+selectColumns+` FROM events `+where, nv)
+		rows, err := st.QueryContext(ctx, nv)
 		if err != nil {
 			return err
 		}
@@ -63,6 +63,30 @@ func (s *Store) queryEvents(ctx context.Context, where string, capHint int, args
 		return err
 	})
 	return evs, err
+}
+
+// stmt returns query prepared on the driver connection dc, preparing it
+// the first time.
+func (s *Store) stmt(ctx context.Context, dc any, query string) (driver.StmtQueryContext, error) {
+	key := stmtKey{conn: dc, query: query}
+	if st, ok := s.stmts.Load(key); ok {
+		return st.(driver.StmtQueryContext), nil
+	}
+	p, ok := dc.(driver.ConnPrepareContext)
+	if !ok {
+		return nil, errors.New("driver connection cannot prepare")
+	}
+	st, err := p.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	q, ok := st.(driver.StmtQueryContext)
+	if !ok {
+		st.Close()
+		return nil, errors.New("driver statement cannot query")
+	}
+	s.stmts.Store(key, st)
+	return q, nil
 }
 
 // readRows converts driver rows of selectColumns into events. The values a

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"math"
@@ -88,6 +89,17 @@ type Store struct {
 	closed    atomic.Bool
 	closing   chan struct{}
 	writerEnd chan struct{}
+
+	// stmts holds the read statements prepared on each reader connection
+	// (stmtKey → driver.Stmt): preparing cost more than running the small
+	// queries a command's load makes. A connection is used by one
+	// goroutine at a time, and so are its statements.
+	stmts sync.Map
+}
+
+type stmtKey struct {
+	conn  any // the driver connection (a pointer)
+	query string
 }
 
 // Open opens (creating if needed) the event log in the SQLite file at path.
@@ -156,7 +168,13 @@ func (s *Store) Close() error {
 		s.closeMu.Unlock()
 		<-s.writerEnd
 		s.wake()
-		err = errors.Join(s.writer.close(), s.readDB.Close(), s.writeDB.Close())
+		var stmtErrs []error
+		s.stmts.Range(func(k, v any) bool {
+			stmtErrs = append(stmtErrs, v.(driver.Stmt).Close())
+			s.stmts.Delete(k)
+			return true
+		})
+		err = errors.Join(s.writer.close(), errors.Join(stmtErrs...), s.readDB.Close(), s.writeDB.Close())
 	})
 	return err
 }
@@ -277,10 +295,28 @@ func (s *Store) ReadStream(ctx context.Context, stream string, after uint64, lim
 		// SQLite integers are signed 64-bit: nothing can be stored there.
 		after = math.MaxInt64
 	}
-	evs, err := s.queryEvents(ctx, `WHERE stream = ? AND version > ? ORDER BY version LIMIT ?`, limit,
-		stream, int64(after), int64(limit))
+	// Reading from version after itself (when after > 0) proves in the
+	// same query that the stream exists: a caller loading the events
+	// appended since a state it holds, usually none, makes one query, not
+	// two.
+	from := int64(after)
+	if after > 0 {
+		from--
+	}
+	evs, err := s.queryEvents(ctx, `WHERE stream = ? AND version > ? ORDER BY version LIMIT ?`, min(limit, 4096)+1,
+		stream, from, int64(min(limit, math.MaxInt32))+1)
 	if err != nil {
 		return nil, fmt.Errorf("read stream %s: %w", stream, err)
+	}
+	if after > 0 && len(evs) > 0 && evs[0].Version == after {
+		evs = evs[1:]
+		if len(evs) > limit {
+			evs = evs[:limit]
+		}
+		return evs, nil
+	}
+	if len(evs) > limit {
+		evs = evs[:limit]
 	}
 	if len(evs) == 0 {
 		var one int
