@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -85,7 +86,7 @@ func deliveryArgs(dataDir string) []string {
 	return []string{"--addr", "127.0.0.1:0", "--data", dataDir, "--log-level", "warn",
 		"--api-key", "app:" + testSendKey + ":send+read",
 		"--webhook-allow-hosts", "127.0.0.1", "--webhook-secret", testWebhookSecret,
-		"--retry-initial", "50ms", "--retry-max", "500ms", "--retry-attempts", "50"}
+		"--retry-initial", "50ms", "--retry-max", "2s", "--retry-attempts", "50"}
 }
 
 type client struct {
@@ -311,36 +312,46 @@ func TestDeliveryHighPriorityOvertakesLowBacklog(t *testing.T) {
 			t.Fatalf("batch = %d %v", code, m)
 		}
 	}
-	waitUntil(t, 30*time.Second, "low-priority deliveries under way", func() bool { u, _, _ := sink.counts(); return u >= 100 })
-	for range 5 {
-		_, m := c.do("GET", "/v1/admin/projections", nil)
-		resp, _ := http.Get(base + "/metrics")
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		for _, l := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(l, "herald_dispatcher_") {
-				t.Log(l)
-			}
-		}
+	// Measure once the whole low backlog is queued in the dispatcher (its
+	// intake has read every plan), with deliveries under way.
+	waitUntil(t, 120*time.Second, "50,000 low-priority deliveries queued", func() bool {
 		u, _, _ := sink.counts()
-		t.Log("delivered", u, m)
-		time.Sleep(time.Second)
-	}
+		ready := metricValue(t, base, `herald_dispatcher_ready{lane="low"}`)
+		return u > 0 && ready+float64(u)+64 >= 50000
+	})
+	before, _, _ := sink.counts()
 	sent := time.Now()
 	id := c.sendWebhook(sink.URL, "high")
 	key := id + "/webhook-1"
-	waitUntil(t, 10*time.Second, "the high-priority delivery", func() bool {
+	waitUntil(t, 30*time.Second, "the high-priority delivery", func() bool {
 		sink.mu.Lock()
 		defer sink.mu.Unlock()
 		return sink.calls[key] > 0
 	})
 	sink.mu.Lock()
 	took := sink.arrived[key].Sub(sent)
+	overtaken := 0 // low deliveries that arrived between the high one's send and its arrival
+	for _, at := range sink.arrived {
+		if at.After(sent) && at.Before(sink.arrived[key]) {
+			overtaken++
+		}
+	}
 	sink.mu.Unlock()
+	queued := metricValue(t, base, `herald_dispatcher_ready{lane="low"}`)
 	u, _, _ := sink.counts()
-	t.Logf("high priority arrived %s after its send, with %d of 50,000 low delivered", took, u)
-	if took > time.Second {
-		t.Fatalf("high-priority notification took %s behind the low backlog, want ≤ 1s", took)
+	t.Logf("high priority arrived %s after its send (%d low arrived meanwhile; %d delivered before it was sent, %.0f still queued)",
+		took, overtaken, before, queued)
+	// The property, not a stopwatch (the race detector slows everything
+	// ten-fold): the high-priority delivery did not wait behind the
+	// ~40,000 low ones queued ahead of it. What passes it are the 16
+	// attempts already running and those taken while its plan travelled
+	// from the API through the log to the dispatcher. The latency figure
+	// on a normal build is in the log line above.
+	if limit := 1000; overtaken > limit {
+		t.Fatalf("%d low-priority deliveries went ahead of the high one (limit %d)", overtaken, limit)
+	}
+	if u >= 50000 {
+		t.Fatal("the low backlog drained before the high one arrived: the test proved nothing")
 	}
 }
 
@@ -433,4 +444,25 @@ func TestDeliveryCrashWhileInFlight(t *testing.T) {
 		t.Fatalf("%d badly signed calls", bad)
 	}
 	t.Logf("crash: %d delivered before the kill, %d after restart; %d calls for %d deliveries (repeats share the webhook-id)", before, u-before, total, u)
+}
+
+// metricValue reads one sample from the server's /metrics.
+func metricValue(t *testing.T, base, sample string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), sample+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err == nil {
+				return f
+			}
+		}
+	}
+	return 0
 }
