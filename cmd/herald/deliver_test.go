@@ -179,6 +179,29 @@ func TestDeliveryEndToEndEveryHTTPChannelAndInApp(t *testing.T) {
 	}
 	defer stop()
 	c := client{t: t, base: base, http: http.DefaultClient}
+
+	// A browser tab listening on the live feed before the send.
+	req, _ := http.NewRequest("GET", base+"/v1/recipients/user-7/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+testSendKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("stream = %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	live := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "data: ") {
+				live <- sc.Text()
+			}
+		}
+		close(live)
+	}()
+
 	code, m := c.do("POST", "/v1/notifications", map[string]any{
 		"recipient": map[string]any{
 			"id": "user-7", "webhook_url": sink.URL + "/hook",
@@ -236,7 +259,16 @@ func TestDeliveryEndToEndEveryHTTPChannelAndInApp(t *testing.T) {
 			t.Errorf("audit trail has %d %s, want %d (all: %v)", count[typ], typ, n, count)
 		}
 	}
-	// The in-app item is in the recipient's inbox.
+	// The in-app item reached the connected tab...
+	select {
+	case line := <-live:
+		if !strings.Contains(line, id) || !strings.Contains(line, "Release 1.2 is out") {
+			t.Fatalf("live feed sent %s", line)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the in-app item never reached the live feed")
+	}
+	// ...and is in the recipient's inbox.
 	waitUntil(t, 5*time.Second, "the inbox item", func() bool {
 		code, m := c.do("GET", "/v1/recipients/user-7/inbox", nil)
 		items, _ := m["items"].([]any)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"herald/commands"
+	"herald/readapi/livefeed"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -48,7 +49,11 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := newApp(config.Serve{}, events, handlers, views, runner, metrics.New(), time.Now)
+	hub, err := livefeed.NewHub(events, livefeed.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newApp(config.Serve{}, events, handlers, views, runner, hub, metrics.New(), time.Now)
 	srv := httpserver.New(slog.New(slog.DiscardHandler), nil)
 	a.mount(srv.Router())
 

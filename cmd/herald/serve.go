@@ -22,6 +22,7 @@ import (
 	viewsqlite "herald/infra/viewstore/sqlite"
 	"herald/projections"
 	"herald/readapi"
+	"herald/readapi/livefeed"
 	"herald/web"
 )
 
@@ -80,7 +81,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if err != nil {
 		return errors.Join(err, views.Close(), raw.Close())
 	}
-	app := newApp(cfg, events, handlers, views, runner, m, time.Now)
+	// The live feed follows the log while clients are connected; it ends
+	// its streams when shutdown begins, so they do not hold the server's
+	// drain up.
+	hub, err := livefeed.NewHub(events, livefeed.Options{Logger: log})
+	if err != nil {
+		return errors.Join(err, views.Close(), raw.Close())
+	}
+	hubDone := make(chan error, 1)
+	go func() { hubDone <- hub.Run(ctx) }()
+	defer func() { <-hubDone }()
+	app := newApp(cfg, events, handlers, views, runner, hub, m, time.Now)
 	// The projections follow the log until the HTTP server has drained, so
 	// that requests answered during shutdown still see fresh views.
 	runCtx, stopRunner := context.WithCancel(context.WithoutCancel(ctx))
@@ -138,11 +149,13 @@ type app struct {
 	auth     *httpserver.Authenticator
 	commands http.Handler
 	reads    http.Handler
+	live     http.Handler
 	metrics  *metrics.Metrics
 }
 
-func newApp(cfg config.Serve, events eventstore.Store, handlers commands.Handlers, views *viewsqlite.Views, runner *projections.Runner, m *metrics.Metrics, clock func() time.Time) *app {
+func newApp(cfg config.Serve, events eventstore.Store, handlers commands.Handlers, views *viewsqlite.Views, runner *projections.Runner, hub *livefeed.Hub, m *metrics.Metrics, clock func() time.Time) *app {
 	return &app{
+		live:     livefeed.Handler(hub),
 		auth:     httpserver.NewAuthenticator(cfg.APIKeys, httpserver.Deny),
 		commands: commands.NewHTTP(handlers, commands.HTTPOptions{Actor: keyName}),
 		reads: readapi.NewHTTP(readapi.Views{
@@ -169,6 +182,10 @@ type route struct {
 	handler         http.Handler
 }
 
+// direct marks a handler served by this router's match (it reads its URL
+// parameters from it) rather than by an API package's own router.
+type direct struct{ http.Handler }
+
 func (a *app) routes() []route {
 	openapi := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -188,6 +205,7 @@ func (a *app) routes() []route {
 		{"GET", "/v1/notifications/{id}", read, a.reads},
 		{"GET", "/v1/notifications/{id}/events", read, a.reads},
 		{"GET", "/v1/recipients/{id}/inbox", read, a.reads},
+		{"GET", "/v1/recipients/{id}/stream", read, direct{a.live}},
 		{"GET", "/v1/analytics/deliveries", read, a.reads},
 		{"GET", "/v1/analytics/latency", read, a.reads},
 		{"GET", "/v1/analytics/failures", read, a.reads},
@@ -203,7 +221,10 @@ type router interface {
 
 func (a *app) mount(r router) {
 	for _, rt := range a.routes() {
-		h := ownRouting(rt.handler)
+		h := rt.handler
+		if _, ok := h.(direct); !ok {
+			h = ownRouting(h)
+		}
 		if rt.scope != "" {
 			h = a.auth.Require(rt.scope)(h)
 		}
