@@ -53,7 +53,7 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := newApp(config.Serve{}, events, handlers, views, runner, hub, metrics.New(), time.Now)
+	a := newApp(config.Serve{}, events, handlers, views, runner, hub, metrics.New(), time.Now, slog.New(slog.DiscardHandler))
 	srv := httpserver.New(slog.New(slog.DiscardHandler), nil)
 	a.mount(srv.Router())
 

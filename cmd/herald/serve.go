@@ -91,7 +91,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	hubDone := make(chan error, 1)
 	go func() { hubDone <- hub.Run(ctx) }()
 	defer func() { <-hubDone }()
-	app := newApp(cfg, events, handlers, views, runner, hub, m, time.Now)
+	app := newApp(cfg, events, handlers, views, runner, hub, m, time.Now, log)
 	// The projections follow the log until the HTTP server has drained, so
 	// that requests answered during shutdown still see fresh views.
 	runCtx, stopRunner := context.WithCancel(context.WithoutCancel(ctx))
@@ -146,18 +146,22 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 
 // app is the HTTP surface wired to its handlers.
 type app struct {
-	auth     *httpserver.Authenticator
-	commands http.Handler
-	reads    http.Handler
-	live     http.Handler
-	metrics  *metrics.Metrics
+	smsReceipts http.Handler
+	auth        *httpserver.Authenticator
+	commands    http.Handler
+	reads       http.Handler
+	live        http.Handler
+	metrics     *metrics.Metrics
 }
 
-func newApp(cfg config.Serve, events eventstore.Store, handlers commands.Handlers, views *viewsqlite.Views, runner *projections.Runner, hub *livefeed.Hub, m *metrics.Metrics, clock func() time.Time) *app {
+func newApp(cfg config.Serve, events eventstore.Store, handlers commands.Handlers, views *viewsqlite.Views, runner *projections.Runner, hub *livefeed.Hub, m *metrics.Metrics, clock func() time.Time, log *slog.Logger) *app {
+	auth := httpserver.NewAuthenticator(cfg.APIKeys, httpserver.Deny)
+	cmds := commands.NewHTTP(handlers, commands.HTTPOptions{Actor: keyName})
 	return &app{
-		live:     livefeed.Handler(hub),
-		auth:     httpserver.NewAuthenticator(cfg.APIKeys, httpserver.Deny),
-		commands: commands.NewHTTP(handlers, commands.HTTPOptions{Actor: keyName}),
+		smsReceipts: smsReceipts(cfg.Delivery, handlers.RecordReceipt, auth.Require(config.ScopeSend)(ownRouting(cmds)), log),
+		live:        livefeed.Handler(hub),
+		auth:        auth,
+		commands:    cmds,
 		reads: readapi.NewHTTP(readapi.Views{
 			Notifications: views, Search: views, Inbox: views, Analytics: views,
 			Audit: events, Projections: runner,
@@ -200,6 +204,7 @@ func (a *app) routes() []route {
 		{"POST", "/v1/notifications/{id}/cancel", send, a.commands},
 		{"POST", "/v1/notifications/{id}/resend", send, a.commands},
 		{"POST", "/v1/receipts/{channel}", send, a.commands},
+		{"POST", "/v1/receipts/sms", "", direct{a.smsReceipts}}, // signed provider callbacks; else a key
 		{"POST", "/v1/recipients/{id}/inbox/{notificationId}/read", send, a.commands},
 		{"GET", "/v1/notifications", read, a.reads},
 		{"GET", "/v1/notifications/{id}", read, a.reads},

@@ -12,6 +12,12 @@ func Deny(w http.ResponseWriter, _ *http.Request, status int, detail string) {
 	if status == http.StatusForbidden {
 		name, title = "forbidden", "API key lacks the scope"
 	}
+	Problem(w, status, name, title, detail)
+}
+
+// Problem writes an application/problem+json answer of the stable type
+// https://herald.dev/problems/<name>.
+func Problem(w http.ResponseWriter, status int, name, title, detail string) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{
