@@ -122,7 +122,9 @@ func TestDeliveryEndToEndEmailAndSMSWithReceipts(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan net.Addr, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, args, io.Discard, io.Discard, func(k string) string { return env[k] }, started) }()
+	go func() {
+		done <- serve(ctx, args, io.Discard, io.Discard, func(k string) string { return env[k] }, started)
+	}()
 	select {
 	case <-started:
 	case err := <-done:
