@@ -8,8 +8,10 @@ type Handlers struct {
 	Resend        *ResendHandler
 	RecordReceipt *RecordReceiptHandler
 	MarkRead      *MarkReadHandler
-	// Attempts is the dispatcher's: it has no HTTP route.
+	// Attempts is the dispatcher's, Release the scheduler's: they have no
+	// HTTP route.
 	Attempts *AttemptHandler
+	Release  *ReleaseHandler
 }
 
 // NewHandlers builds every handler on the same dependencies.
@@ -31,6 +33,7 @@ func NewHandlers(d Deps) (Handlers, error) {
 		RecordReceipt: &RecordReceiptHandler{x: x, clock: d.Clock},
 		MarkRead:      &MarkReadHandler{x: x, clock: d.Clock},
 		Attempts:      &AttemptHandler{x: x, clock: d.Clock},
+		Release:       &ReleaseHandler{x: x, clock: d.Clock},
 	}, nil
 }
 

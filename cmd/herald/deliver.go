@@ -30,9 +30,7 @@ import (
 	"herald/infra/logbus"
 )
 
-// dispatcherGroup names the dispatcher's cursor in the log. The dispatcher
-// restarts from the backlog projection's checkpoint, never from a saved
-// cursor of its own, so the group only labels its subscription.
+// dispatcherGroup labels the dispatcher's subscription of the log.
 const dispatcherGroup = "dispatcher"
 
 // newDispatcher builds the dispatcher with a sender for every channel whose
@@ -53,19 +51,27 @@ func newDispatcher(cfg config.Serve, events eventstore.Store, attempts *commands
 		}}
 	}
 	return dispatcher.New(dispatcher.Config{
-		Attempts: attempts,
-		Backlog:  backlog,
-		Follow: func(ctx context.Context, after eventstore.Position) (message.Subscriber, error) {
-			start := &logbus.MemoryCheckpoints{}
-			if err := start.Save(ctx, dispatcherGroup, "notification", after); err != nil {
-				return nil, err
-			}
-			return logbus.NewSubscriber(events, logbus.SubscriberConfig{ConsumerGroup: dispatcherGroup, Checkpoints: start}, nil)
-		},
+		Attempts:   attempts,
+		Backlog:    backlog,
+		Follow:     followNotifications(events, dispatcherGroup),
 		Channels:   chans,
 		Logger:     log,
 		Registerer: reg,
 	})
+}
+
+// followNotifications returns what the dispatcher and the scheduler follow
+// the log with: a logbus subscription of the notification streams after a
+// position they recovered from a projection. The group only labels the
+// subscription; they never resume from a saved cursor of their own.
+func followNotifications(events eventstore.Store, group string) func(context.Context, eventstore.Position) (message.Subscriber, error) {
+	return func(ctx context.Context, after eventstore.Position) (message.Subscriber, error) {
+		start := &logbus.MemoryCheckpoints{}
+		if err := start.Save(ctx, group, "notification", after); err != nil {
+			return nil, err
+		}
+		return logbus.NewSubscriber(events, logbus.SubscriberConfig{ConsumerGroup: group, Checkpoints: start}, nil)
+	}
 }
 
 // channelSenders builds the configured senders and names the channels left

@@ -1,6 +1,8 @@
 // Command herald is the notification ledger's one binary. Its subcommands
-// choose the role: `serve` runs everything in one process on the embedded
-// engines; `bench` measures this machine.
+// choose the role: `serve` runs everything in one process (on the embedded
+// engines unless told otherwise); `api`, `project`, `deliver` and
+// `schedule` run one role each, so each can be scaled on its own; `migrate`
+// prepares a view store; `bench` measures this machine.
 package main
 
 import (
@@ -38,9 +40,16 @@ func main() {
 const usage = `usage: herald <command> [flags]
 
 commands:
-  serve   run Herald in one process on the embedded engines
-  bench   measure the embedded engines on this machine
-  help    show this text
+  serve     run every role in one process (embedded engines by default)
+  api       the HTTP API and live feed only
+  project   the projection runner only
+  deliver   the dispatcher only
+  schedule  releasing scheduled notifications only
+  migrate   create or update the view store's schema, then exit
+  bench     measure the embedded engines on this machine
+  help      show this text
+
+Every command but bench takes the same flags (--eventstore, --views, ...).
 
 Run 'herald <command> -h' for a command's flags.
 `
@@ -55,6 +64,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr, getenv, nil)
+	case "api":
+		return runRoles(ctx, roleAPI, args[1:], stdout, stderr, getenv, nil)
+	case "project":
+		return runRoles(ctx, roleProject, args[1:], stdout, stderr, getenv, nil)
+	case "deliver":
+		return runRoles(ctx, roleDeliver, args[1:], stdout, stderr, getenv, nil)
+	case "schedule":
+		return runRoles(ctx, roleSchedule, args[1:], stdout, stderr, getenv, nil)
+	case "migrate":
+		return migrate(ctx, args[1:], stdout, stderr, getenv)
 	case "bench":
 		return bench(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":

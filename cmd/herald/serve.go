@@ -13,31 +13,51 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"herald/adapters/dispatcher"
+	"herald/adapters/scheduler"
 	"herald/commands"
 	"herald/infra/config"
 	"herald/infra/eventstore"
-	"herald/infra/eventstore/sqlite"
 	"herald/infra/httpserver"
 	"herald/infra/metrics"
-	viewsqlite "herald/infra/viewstore/sqlite"
 	"herald/projections"
 	"herald/readapi"
 	"herald/readapi/livefeed"
 	"herald/web"
 )
 
-// serve runs every role in one process on the embedded engines until ctx
-// ends (SIGINT/SIGTERM), then shuts down in order: stop intake, let requests
-// in progress finish, close the stores. started, if not nil, gets the
-// listening address.
+// role is one job a process can do; `herald serve` does them all.
+type role uint8
+
+const (
+	roleAPI      role = 1 << iota // the HTTP API, the live feed
+	roleProject                   // the projection runner
+	roleDeliver                   // the dispatcher
+	roleSchedule                  // releasing scheduled notifications
+	allRoles     = roleAPI | roleProject | roleDeliver | roleSchedule
+)
+
+// serve runs every role in one process until ctx ends (SIGINT/SIGTERM),
+// then shuts down in order: stop intake, let requests in progress finish,
+// close the stores. started, if not nil, gets the listening address.
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, started chan<- net.Addr) error {
+	return runRoles(ctx, allRoles, args, stdout, stderr, getenv, started)
+}
+
+// runRoles runs the given roles against the configured engines. Every
+// process serves /healthz, /readyz and /metrics on --addr; only the api
+// role mounts the API and the dashboard.
+func runRoles(ctx context.Context, roles role, args []string, stdout, stderr io.Writer, getenv func(string) string, started chan<- net.Addr) error {
 	cfg, err := config.ParseServe(args, getenv)
 	if err != nil {
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
+	if cfg.Delivery.Disabled {
+		roles &^= roleDeliver
+	}
 
-	if len(cfg.APIKeys) == 0 {
+	if roles&roleAPI != 0 && len(cfg.APIKeys) == 0 {
 		key, secret, created, err := developmentKey(cfg)
 		if err != nil {
 			return err
@@ -52,51 +72,90 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 			verb, filepath.Join(cfg.DataDir, devKeyFile), secret, secret, cfg.Addr)
 	}
 
-	logPath := filepath.Join(cfg.DataDir, "events.db")
-	raw, err := sqlite.Open(ctx, logPath, sqlite.Options{})
+	raw, err := openEventStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	log.Info("event log open", "path", logPath)
 	m := metrics.New()
 	events := m.InstrumentStore(raw)
-
-	viewsPath := filepath.Join(cfg.DataDir, "views.db")
-	views, err := viewsqlite.Open(ctx, viewsPath, viewsqlite.Options{})
+	views, closeViews, err := openViews(ctx, cfg, log)
 	if err != nil {
 		return errors.Join(err, raw.Close())
 	}
-	log.Info("view store open", "path", viewsPath)
+	closeStores := func() error { return errors.Join(closeViews(), raw.Close()) }
+	// Every process has a runner: the api role reports projection lag
+	// from it even when another process runs the projections.
 	runner, err := projections.NewRunner(events, views, projections.RunnerOptions{})
 	if err != nil {
-		return errors.Join(err, views.Close(), raw.Close())
+		return errors.Join(err, closeStores())
 	}
 	registerProjectionMetrics(context.WithoutCancel(ctx), m, runner)
 
-	// One set of handlers for the API and the dispatcher: they share the
-	// handlers' state cache.
+	// One set of handlers for the API, the dispatcher and the scheduler:
+	// they share the handlers' state cache.
 	handlers, err := commands.NewHandlers(commands.Deps{
 		Store: events, Clock: func() time.Time { return time.Now().UTC() }, NewID: commands.UUIDv7,
 	})
 	if err != nil {
-		return errors.Join(err, views.Close(), raw.Close())
+		return errors.Join(err, closeStores())
 	}
-	// The live feed follows the log while clients are connected; it ends
-	// its streams when shutdown begins, so they do not hold the server's
-	// drain up.
-	hub, err := livefeed.NewHub(events, livefeed.Options{Logger: log})
-	if err != nil {
-		return errors.Join(err, views.Close(), raw.Close())
+
+	// Background roles stop after the HTTP server has drained, so that
+	// requests answered during shutdown still see fresh views, and
+	// attempts in flight record their outcomes.
+	var background []func() error
+	stopAll := func() error {
+		var errs []error
+		for i := len(background) - 1; i >= 0; i-- {
+			errs = append(errs, background[i]())
+		}
+		return errors.Join(errs...)
 	}
-	hubDone := make(chan error, 1)
-	go func() { hubDone <- hub.Run(ctx) }()
-	defer func() { <-hubDone }()
-	app := newApp(cfg, events, handlers, views, runner, hub, m, time.Now, log)
-	// The projections follow the log until the HTTP server has drained, so
-	// that requests answered during shutdown still see fresh views.
-	runCtx, stopRunner := context.WithCancel(context.WithoutCancel(ctx))
-	runnerDone := make(chan error, 1)
-	go func() { runnerDone <- runner.Run(runCtx) }()
+	start := func(run func(ctx context.Context) error, detach bool) {
+		rctx, cancel := ctx, context.CancelFunc(func() {})
+		if detach {
+			rctx, cancel = context.WithCancel(context.WithoutCancel(ctx))
+		}
+		done := make(chan error, 1)
+		go func() { done <- run(rctx) }()
+		background = append(background, func() error {
+			cancel()
+			err := <-done
+			if errors.Is(err, context.Canceled) {
+				err = nil
+			}
+			return err
+		})
+	}
+	if roles&roleProject != 0 {
+		start(runner.Run, true)
+	}
+	if roles&roleDeliver != 0 {
+		backlog, err := deliveryBacklog(views)
+		var d *dispatcher.Dispatcher
+		if err == nil {
+			d, err = newDispatcher(cfg, events, handlers.Attempts, backlog, m.Registry, log)
+		}
+		if err != nil {
+			return errors.Join(fmt.Errorf("deliver: %w", err), stopAll(), closeStores())
+		}
+		start(func(ctx context.Context) error { return d.Run(ctx, nil) }, false)
+	}
+	if roles&roleSchedule != 0 {
+		backlog, err := scheduledBacklog(views)
+		var sched *scheduler.Scheduler
+		if err == nil {
+			sched, err = scheduler.New(scheduler.Config{
+				Releaser: handlers.Release, Backlog: backlog, Logger: log,
+				Follow: followNotifications(events, "scheduler"),
+			})
+		}
+		if err != nil {
+			return errors.Join(fmt.Errorf("schedule: %w", err), stopAll(), closeStores())
+		}
+		start(func(ctx context.Context) error { return sched.Run(ctx, nil) }, false)
+	}
+
 	srv := httpserver.New(log, []func(http.Handler) http.Handler{m.Middleware}, httpserver.Check{
 		Name: "eventstore",
 		Probe: func(ctx context.Context) error {
@@ -104,32 +163,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 			return err
 		},
 	})
-	app.mount(srv.Router())
-
-	// The dispatcher stops with the server: on SIGTERM it takes no new
-	// work, lets the attempts in flight record their outcomes, and only
-	// then do the projections and the stores stop.
-	dispatchDone := make(chan error, 1)
-	if cfg.Delivery.Disabled {
-		dispatchDone <- nil
-		log.Info("delivery disabled in this process")
-	} else {
-		d, err := newDispatcher(cfg, events, handlers.Attempts, views, m.Registry, log)
+	if roles&roleAPI != 0 {
+		// The live feed follows the log while clients are connected; it
+		// ends its streams when shutdown begins, so they do not hold the
+		// server's drain up.
+		hub, err := livefeed.NewHub(events, livefeed.Options{Logger: log})
 		if err != nil {
-			stopRunner()
-			<-runnerDone
-			return errors.Join(fmt.Errorf("delivery: %w", err), views.Close(), raw.Close())
+			return errors.Join(err, stopAll(), closeStores())
 		}
-		go func() { dispatchDone <- d.Run(ctx, nil) }()
+		start(hub.Run, false)
+		newApp(cfg, events, handlers, views, runner, hub, m, time.Now, log).mount(srv.Router())
+	} else {
+		srv.Router().Method("GET", "/metrics", m.Handler())
 	}
 	serveErr := srv.Serve(ctx, cfg.Addr, cfg.ShutdownTimeout, started)
-	dispatchErr := <-dispatchDone
-	stopRunner()
-	runErr := <-runnerDone
-	if errors.Is(runErr, context.Canceled) {
-		runErr = nil
-	}
-	if err := errors.Join(serveErr, dispatchErr, runErr, views.Close(), raw.Close()); err != nil {
+	if err := errors.Join(serveErr, stopAll(), closeStores()); err != nil {
 		return err
 	}
 	log.Info("stopped cleanly")
@@ -154,7 +202,7 @@ type app struct {
 	metrics     *metrics.Metrics
 }
 
-func newApp(cfg config.Serve, events eventstore.Store, handlers commands.Handlers, views *viewsqlite.Views, runner *projections.Runner, hub *livefeed.Hub, m *metrics.Metrics, clock func() time.Time, log *slog.Logger) *app {
+func newApp(cfg config.Serve, events eventstore.Store, handlers commands.Handlers, views viewEngine, runner *projections.Runner, hub *livefeed.Hub, m *metrics.Metrics, clock func() time.Time, log *slog.Logger) *app {
 	auth := httpserver.NewAuthenticator(cfg.APIKeys, httpserver.Deny)
 	cmds := commands.NewHTTP(handlers, commands.HTTPOptions{Actor: keyName})
 	return &app{

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -73,7 +74,15 @@ type Serve struct {
 	WebhookAllowHosts []string      // HERALD_WEBHOOK_ALLOW_HOSTS, --webhook-allow-hosts
 	LogLevel          string        // HERALD_LOG_LEVEL, --log-level
 	ShutdownTimeout   time.Duration // HERALD_SHUTDOWN_TIMEOUT, --shutdown-timeout
-	Delivery          Delivery
+	// EventStore and Views choose the engines: "sqlite:PATH" (default,
+	// under DataDir) or "esdb://host:2113?tls=false"; "sqlite:PATH" or
+	// "cassandra://host1,host2/keyspace".
+	EventStore string // HERALD_EVENTSTORE, --eventstore
+	Views      string // HERALD_VIEWS, --views
+	// Migrate creates or updates the view store's schema at start
+	// (Cassandra; SQLite always does).
+	Migrate  bool // HERALD_MIGRATE, --migrate
+	Delivery Delivery
 
 	keySpecs []string
 }
@@ -118,6 +127,12 @@ func (c *Serve) setDefaults() {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 15 * time.Second
+	}
+	if c.EventStore == "" {
+		c.EventStore = "sqlite:" + filepath.Join(c.DataDir, "events.db")
+	}
+	if c.Views == "" {
+		c.Views = "sqlite:" + filepath.Join(c.DataDir, "views.db")
 	}
 	if c.Delivery.Concurrency == 0 {
 		c.Delivery.Concurrency = 64
@@ -187,6 +202,14 @@ func (c *Serve) Validate() error {
 		errs = append(errs, fmt.Errorf("shutdown-timeout %s: must not be negative", c.ShutdownTimeout))
 	}
 	errs = append(errs, c.Delivery.validate()...)
+	if p, ok := strings.CutPrefix(c.EventStore, "sqlite:"); (!ok || p == "") && !strings.HasPrefix(c.EventStore, "esdb://") && !strings.HasPrefix(c.EventStore, "esdb+discover://") {
+		errs = append(errs, fmt.Errorf("eventstore %q: want sqlite:PATH or esdb://host:port?tls=false", c.EventStore))
+	}
+	if p, ok := strings.CutPrefix(c.Views, "sqlite:"); !ok || p == "" {
+		if _, _, err := ParseCassandraURL(c.Views); err != nil {
+			errs = append(errs, fmt.Errorf("views %q: want sqlite:PATH or cassandra://host1,host2/keyspace", c.Views))
+		}
+	}
 	names := map[string]bool{}
 	for _, spec := range c.keySpecs {
 		k, err := ParseAPIKey(spec)
@@ -237,6 +260,9 @@ func ParseServe(args []string, getenv func(string) string) (Serve, error) {
 		c.ShutdownTimeout = d
 	}
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight work may take to finish on SIGTERM (HERALD_SHUTDOWN_TIMEOUT)")
+	fs.StringVar(&c.EventStore, "eventstore", getenv("HERALD_EVENTSTORE"), "event log: sqlite:PATH or esdb://host:2113?tls=false (HERALD_EVENTSTORE; default sqlite:DATA/events.db)")
+	fs.StringVar(&c.Views, "views", getenv("HERALD_VIEWS"), "view store: sqlite:PATH or cassandra://host1,host2/keyspace (HERALD_VIEWS; default sqlite:DATA/views.db)")
+	fs.BoolVar(&c.Migrate, "migrate", getenv("HERALD_MIGRATE") == "true", "create or update the view store's schema at start (HERALD_MIGRATE)")
 	finishDelivery, err := deliveryFlags(fs, &c.Delivery, getenv)
 	envErr = errors.Join(envErr, err)
 	if err := fs.Parse(args); err != nil {
@@ -317,6 +343,20 @@ func deliveryFlags(fs *flag.FlagSet, d *Delivery, getenv func(string) string) (f
 	d.SMTPPassword = getenv("HERALD_SMTP_PASSWORD")
 	d.SMSAuthToken = getenv("HERALD_SMS_AUTH_TOKEN")
 	return func() { d.Disabled = !deliver }, errors.Join(errs...)
+}
+
+// ParseCassandraURL reads "cassandra://host1[:port],host2/keyspace".
+func ParseCassandraURL(s string) (hosts []string, keyspace string, err error) {
+	rest, ok := strings.CutPrefix(s, "cassandra://")
+	if !ok {
+		return nil, "", errors.New("not a cassandra:// URL")
+	}
+	hostPart, keyspace, ok := strings.Cut(rest, "/")
+	hosts = splitList(hostPart)
+	if !ok || keyspace == "" || len(hosts) == 0 {
+		return nil, "", errors.New("want cassandra://host1,host2/keyspace")
+	}
+	return hosts, keyspace, nil
 }
 
 func splitList(v string) []string {
