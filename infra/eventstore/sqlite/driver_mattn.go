@@ -3,12 +3,26 @@
 package sqlite
 
 import (
+	"database/sql"
+	"errors"
 	"net/url"
 
-	_ "github.com/mattn/go-sqlite3" // cgo SQLite driver, chosen by measurement (see doc.go)
+	"github.com/mattn/go-sqlite3" // cgo SQLite driver, chosen by measurement (see doc.go)
 )
 
-const driverName = "sqlite3"
+// driverName is mattn's driver with a connect hook: every connection maps
+// the file (mmapSize), which took reading $all from about 400,000 to about
+// 500,000 events/s here by sparing a copy of each page.
+const driverName = "sqlite3-herald"
+
+func init() {
+	sql.Register(driverName, &sqlite3.SQLiteDriver{
+		ConnectHook: func(c *sqlite3.SQLiteConn) error {
+			_, err := c.Exec("PRAGMA mmap_size="+mmapSize, nil)
+			return err
+		},
+	})
+}
 
 func dsn(path string, readOnly bool) string {
 	q := url.Values{}
@@ -20,4 +34,11 @@ func dsn(path string, readOnly bool) string {
 		q.Set("_query_only", "true")
 	}
 	return "file:" + path + "?" + q.Encode()
+}
+
+// isUniqueViolation reports whether err is SQLite refusing a row that a
+// UNIQUE index already holds.
+func isUniqueViolation(err error) bool {
+	var e sqlite3.Error
+	return errors.As(err, &e) && e.ExtendedCode == sqlite3.ErrConstraintUnique
 }

@@ -33,6 +33,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS events_stream_version ON events (stream, versi
 
 const selectColumns = `position, stream, version, recorded_at, envelope, data`
 
+// mmapSize is how much of the file each connection maps (1 GiB of address
+// space, not of memory).
+const mmapSize = "1073741824"
+
 // Options tune a Store. The zero value is the production default.
 type Options struct {
 	// MaxBatchEvents bounds how many events one group commit writes.

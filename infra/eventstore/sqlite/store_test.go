@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -79,6 +80,87 @@ func TestLargeAppendManyWhileGroupWaits(t *testing.T) {
 			}
 		case <-time.After(20 * time.Second):
 			t.Fatalf("round %d: AppendMany of 2,060 events never answered", round)
+		}
+	}
+}
+
+// TestCreateOfExistingStreamNotInCache covers the writer's fast path for
+// appends expecting no stream: it skips the version lookup and lets the
+// (stream, version) index catch a stream that exists. After a reopen the
+// writer's cache is empty, so an existing stream takes that path; it must
+// be refused alone, with its real version, while the fresh streams
+// appended in the same group commits succeed.
+func TestCreateOfExistingStreamNotInCache(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "events.db")
+	s, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := func() eventstore.EventData { return eventstoretest.NewEvent("T", map[string]int{"n": 1}) }
+	for i := range 8 {
+		if _, err := s.Append(ctx, fmt.Sprintf("old-%d", i), eventstore.NoStream, ev(), ev()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	head, _ := s.Head(ctx)
+	s.Close()
+
+	s, err = sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	positions := map[eventstore.Position]bool{}
+	for w := range 32 {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for n := range 20 {
+				stream, existing := fmt.Sprintf("new-%d-%d", w, n), false
+				if n%5 == 0 && w < 8 {
+					stream, existing = fmt.Sprintf("old-%d", w), true
+				}
+				res, err := s.Append(ctx, stream, eventstore.NoStream, ev())
+				if existing {
+					var wv *eventstore.WrongVersionError
+					if !errors.As(err, &wv) || wv.Actual != 2 {
+						t.Errorf("create of existing %s: %v, want a wrong version error with actual 2", stream, err)
+					}
+					continue
+				}
+				if err != nil || res.Version != 1 {
+					t.Errorf("create of %s: %+v, %v", stream, res, err)
+					continue
+				}
+				mu.Lock()
+				positions[res.Position] = true
+				mu.Unlock()
+			}
+		}(w)
+	}
+	wg.Wait()
+	// No holes: every position after the old head belongs to an accepted
+	// create, and the log reads back the same.
+	evs, err := s.ReadAll(ctx, head, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != len(positions) {
+		t.Fatalf("log holds %d new events, %d creates were acknowledged", len(evs), len(positions))
+	}
+	for i, e := range evs {
+		if e.Position != head+eventstore.Position(i+1) || !positions[e.Position] || e.Version != 1 {
+			t.Fatalf("event %d: position %d version %d (acknowledged %v)", i, e.Position, e.Version, positions[e.Position])
+		}
+	}
+	for i := range 8 {
+		recs, err := s.ReadStream(ctx, fmt.Sprintf("old-%d", i), 0, 10)
+		if err != nil || len(recs) != 2 {
+			t.Fatalf("old-%d: %d events, %v", i, len(recs), err)
 		}
 	}
 }
