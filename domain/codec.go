@@ -118,6 +118,12 @@ func newEvent(eventType string) (func([]byte) (Event, error), bool) {
 		return decodeAs[NotificationExpired], true
 	case TypeResendRequested:
 		return decodeAs[ResendRequested], true
+	case TypeTemplateCreated:
+		return decodeAs[TemplateCreated], true
+	case TypeTemplateVersionPublished:
+		return decodeAs[TemplateVersionPublished], true
+	case TypeTemplateArchived:
+		return decodeAs[TemplateArchived], true
 	}
 	return nil, false
 }
