@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -23,6 +24,17 @@ type Deps struct {
 	// notifications sent without an Idempotency-Key. UUIDv7 is a suitable
 	// implementation.
 	NewID func() string
+	// Templates, when set, checks and pins the template a send names
+	// (commands/templates.Service). Without it a send naming a template is
+	// refused: nothing could render it.
+	Templates TemplateResolver
+}
+
+// TemplateResolver pins a send's template reference to a published
+// version and checks its variables against the channels it goes to. Its
+// refusals carry a *domain.ValidationError naming template.* fields.
+type TemplateResolver interface {
+	Resolve(ctx context.Context, ref domain.TemplateRef, channels []domain.Channel) (domain.TemplateRef, error)
 }
 
 func (d Deps) validate(op string) error {

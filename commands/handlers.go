@@ -24,7 +24,7 @@ func NewHandlers(d Deps) (Handlers, error) {
 	// One state cache for every handler: the dispatcher's attempt then
 	// finds the state the send left.
 	x := executor{store: d.Store, newID: d.NewID, cache: newStateCache()}
-	send := &SendHandler{x: x, clock: d.Clock}
+	send := &SendHandler{x: x, clock: d.Clock, templates: d.Templates}
 	return Handlers{
 		Send:          send,
 		SendBatch:     &SendBatchHandler{send: send},

@@ -32,8 +32,9 @@ type SendResult struct {
 
 // SendHandler handles Send. It is safe for concurrent use.
 type SendHandler struct {
-	x     executor
-	clock func() time.Time
+	x         executor
+	clock     func() time.Time
+	templates TemplateResolver // nil: sends naming a template are refused
 }
 
 // NewSendHandler returns a SendHandler, or an error naming every missing
@@ -42,7 +43,7 @@ func NewSendHandler(d Deps) (*SendHandler, error) {
 	if err := d.validate("new send handler"); err != nil {
 		return nil, err
 	}
-	return &SendHandler{x: executor{store: d.Store, newID: d.NewID}, clock: d.Clock}, nil
+	return &SendHandler{x: executor{store: d.Store, newID: d.NewID}, clock: d.Clock, templates: d.Templates}, nil
 }
 
 // Handle validates the request and appends NotificationRequested, followed,
@@ -57,7 +58,37 @@ func (h *SendHandler) Handle(ctx context.Context, cmd Send) (SendResult, error) 
 	if err != nil {
 		return SendResult{}, err
 	}
-	return h.send(ctx, id, cmd, h.clock())
+	now := h.clock()
+	if cmd.Request, err = h.pinTemplate(ctx, cmd.Request, now); err != nil {
+		return SendResult{}, fmt.Errorf("send %s: %w", id, err)
+	}
+	return h.send(ctx, id, cmd, now)
+}
+
+// pinTemplate checks the template a request names against the channels it
+// will go to and pins "the latest" to the version published now, so the
+// ledger records exactly which version was sent. A request that is
+// invalid anyway is returned as it is, for decide to report every field.
+func (h *SendHandler) pinTemplate(ctx context.Context, req domain.NotificationRequest, now time.Time) (domain.NotificationRequest, error) {
+	if req.Template == nil || req.Validate(now) != nil {
+		return req, nil
+	}
+	if h.templates == nil {
+		return req, &domain.ValidationError{Fields: []domain.FieldError{{
+			Field: "template", Problem: "templates are not available on this server; send content instead",
+		}}}
+	}
+	var channels []domain.Channel
+	plans, _ := planFor(req)
+	for _, p := range plans {
+		channels = append(channels, p.Channel)
+	}
+	ref, err := h.templates.Resolve(ctx, *req.Template, channels)
+	if err != nil {
+		return req, err
+	}
+	req.Template = &ref
+	return req, nil
 }
 
 func (h *SendHandler) send(ctx context.Context, id domain.NotificationID, cmd Send, now time.Time) (SendResult, error) {

@@ -119,7 +119,13 @@ func (h *SendBatchHandler) Handle(ctx context.Context, cmd SendBatch) (SendBatch
 			continue
 		}
 		firstWithID[id] = i
-		events, err := decideSend(domain.Notification{}, id, item.Request, item.IdempotencyKey, now)
+		req, err := h.send.pinTemplate(ctx, item.Request, now)
+		if err != nil {
+			r.Err = err
+			continue
+		}
+		cmd.Items[i].Request = req
+		events, err := decideSend(domain.Notification{}, id, req, item.IdempotencyKey, now)
 		if err != nil {
 			r.Err = err
 			continue

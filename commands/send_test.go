@@ -48,7 +48,7 @@ func TestSendPlansDeliveriesInOneAppend(t *testing.T) {
 		},
 		{
 			name:       "id-only recipient goes in-app",
-			body:       `{"recipient":{"id":"user-42"},"template":{"id":"otp","vars":{"code":"123456"}}}`,
+			body:       `{"recipient":{"id":"user-42"},"content":{"body":"Code 123456"}}`,
 			wantStatus: "in_progress",
 			wantEvents: []string{"NotificationRequested", "DeliveryPlanned"},
 			wantPlans:  []string{"inapp=user-42"},

@@ -151,6 +151,29 @@ func TestDecideRequestNotificationIdempotentAfterStorage(t *testing.T) {
 	}
 }
 
+func TestDecideRepeatNamingLatestTemplateMatchesPinnedOriginal(t *testing.T) {
+	t.Parallel()
+	// The original was accepted with "latest" pinned to version 3; a
+	// repeat still asking for "latest" is the same request, one naming
+	// another version is not.
+	pinned := validRequest()
+	pinned.Content = nil
+	pinned.Template = &domain.TemplateRef{ID: "otp", Version: 3, Vars: map[string]any{"code": "1"}}
+	state := domain.ReplayNotification([]domain.Event{domain.NotificationRequested{
+		NotificationID: nid, Request: pinned.Normalized(), IdempotencyKey: "k", RequestedAt: t0,
+	}})
+	latest := pinned
+	latest.Template = &domain.TemplateRef{ID: "otp", Vars: map[string]any{"code": "1"}}
+	if again, err := domain.DecideNotification(state, domain.RequestNotification{ID: nid, Request: latest, IdempotencyKey: "k", Now: at(1)}); err != nil || again != nil {
+		t.Errorf("repeat naming the latest version = %v, %v; want nil, nil", again, err)
+	}
+	other := pinned
+	other.Template = &domain.TemplateRef{ID: "otp", Version: 2, Vars: map[string]any{"code": "1"}}
+	if _, err := domain.DecideNotification(state, domain.RequestNotification{ID: nid, Request: other, IdempotencyKey: "k", Now: at(1)}); !errors.Is(err, domain.ErrIdempotencyConflict) {
+		t.Errorf("repeat naming version 2: error = %v, want ErrIdempotencyConflict", err)
+	}
+}
+
 func TestDecideRequestNotificationReportsValidationFields(t *testing.T) {
 	t.Parallel()
 	r := validRequest()

@@ -179,10 +179,19 @@ func (r NotificationRequest) clone() NotificationRequest {
 // sameRequest compares normalized requests through their JSON encoding:
 // it ignores nil-versus-empty collections and the number types of template
 // vars after a storage round trip (3 and 3.0 encode alike), which a
-// reflect.DeepEqual would not.
-func sameRequest(a, b NotificationRequest) bool {
-	ja, errA := json.Marshal(a.Normalized())
-	jb, errB := json.Marshal(b.Normalized())
+// reflect.DeepEqual would not. stored is the original, repeat the new one:
+// a repeat naming a template without a version ("the latest") matches the
+// version the original was pinned to when it was accepted, even if a newer
+// one was published since.
+func sameRequest(stored, repeat NotificationRequest) bool {
+	stored, repeat = stored.Normalized(), repeat.Normalized()
+	if stored.Template != nil && repeat.Template != nil && repeat.Template.Version == 0 {
+		t := *repeat.Template
+		t.Version = stored.Template.Version
+		repeat.Template = &t
+	}
+	ja, errA := json.Marshal(stored)
+	jb, errB := json.Marshal(repeat)
 	return errA == nil && errB == nil && string(ja) == string(jb)
 }
 

@@ -53,7 +53,7 @@ func (d *Dispatcher) attempt(msg *message.Message) error {
 
 	w.priority = claim.Notification.Priority() // the ledger's, not the lane guess
 	cc := d.cfg.Channels[w.channel]
-	m, sendErr := buildMessage(claim, w)
+	m, sendErr := buildMessage(ctx, claim, w, d.cfg.Renderer)
 	var res channel.Result
 	started := time.Now()
 	if sendErr == nil {
@@ -138,13 +138,14 @@ func settled(err error) bool {
 	return false
 }
 
-// errTemplatesNotAvailable refuses, permanently, a notification that names
-// a template: rendering templates is not built yet, and sending it with an
-// empty body would be worse than saying so in the ledger.
-var errTemplatesNotAvailable = channel.Permanent("template rendering is not available in this version", nil)
+// errTemplatesNotAvailable refuses, permanently, a notification naming a
+// template when no renderer is configured: sending it with an empty body
+// would be worse than saying so in the ledger.
+var errTemplatesNotAvailable = channel.Permanent("no template renderer in this process", nil)
 
-// buildMessage turns the claimed attempt into what the adapter sends.
-func buildMessage(c commands.StartAttemptResult, w work) (channel.Message, error) {
+// buildMessage turns the claimed attempt into what the adapter sends,
+// rendering the pinned template version for the delivery's channel.
+func buildMessage(ctx context.Context, c commands.StartAttemptResult, w work, r Renderer) (channel.Message, error) {
 	n := c.Notification
 	req := n.Request()
 	m := channel.Message{
@@ -160,9 +161,19 @@ func buildMessage(c commands.StartAttemptResult, w work) (channel.Message, error
 		Attempt:        c.Attempt,
 		CreatedAt:      n.RequestedAt(),
 	}
-	if req.Content == nil {
+	switch {
+	case req.Content != nil:
+		m.Subject, m.Body, m.HTML = req.Content.Subject, req.Content.Body, req.Content.HTML
+	case req.Template != nil && r != nil:
+		out, err := r.Render(ctx, *req.Template, m.Channel)
+		if err != nil {
+			// The version is pinned and was checked when the send was
+			// accepted: a failure now will not pass on a retry.
+			return m, channel.Permanent("render template "+req.Template.ID, err)
+		}
+		m.Subject, m.Body, m.HTML = out.Subject, out.Body, out.HTML
+	default:
 		return m, errTemplatesNotAvailable
 	}
-	m.Subject, m.Body, m.HTML = req.Content.Subject, req.Content.Body, req.Content.HTML
 	return m, nil
 }

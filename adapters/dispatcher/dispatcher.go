@@ -28,6 +28,12 @@ type Attempts interface {
 	Record(ctx context.Context, cmd commands.RecordOutcome) (commands.RecordOutcomeResult, error)
 }
 
+// Renderer renders a notification's pinned template version for one
+// channel; commands/templates.Service is the implementation.
+type Renderer interface {
+	Render(ctx context.Context, ref domain.TemplateRef, ch domain.Channel) (domain.RenderedContent, error)
+}
+
 // Backlog is where the dispatcher recovers its work at start:
 // projections.DeliveryBacklog.
 type Backlog = projections.DeliveryBacklog
@@ -68,6 +74,9 @@ type Config struct {
 	// infra/logbus contract).
 	Follow   func(ctx context.Context, after eventstore.Position) (message.Subscriber, error)
 	Channels map[domain.Channel]ChannelConfig
+	// Renderer renders templated notifications; nil means they fail,
+	// permanently, saying so.
+	Renderer Renderer
 	Weights  LaneWeights
 	// Lease is how long an attempt keeps its claim on a delivery without
 	// an outcome; after it another worker (after a crash, this process on

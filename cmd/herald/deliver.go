@@ -36,7 +36,7 @@ const dispatcherGroup = "dispatcher"
 // newDispatcher builds the dispatcher with a sender for every channel whose
 // provider is configured. Channels left out keep their deliveries planned,
 // durably, until a process that has them runs; the log says which.
-func newDispatcher(cfg config.Serve, events eventstore.Store, attempts *commands.AttemptHandler, backlog dispatcher.Backlog, reg prometheus.Registerer, log *slog.Logger) (*dispatcher.Dispatcher, error) {
+func newDispatcher(cfg config.Serve, events eventstore.Store, attempts *commands.AttemptHandler, backlog dispatcher.Backlog, renderer dispatcher.Renderer, reg prometheus.Registerer, log *slog.Logger) (*dispatcher.Dispatcher, error) {
 	senders, missing, err := channelSenders(cfg, log)
 	if err != nil {
 		return nil, err
@@ -55,6 +55,7 @@ func newDispatcher(cfg config.Serve, events eventstore.Store, attempts *commands
 		Backlog:    backlog,
 		Follow:     followNotifications(events, dispatcherGroup),
 		Channels:   chans,
+		Renderer:   renderer,
 		Logger:     log,
 		Registerer: reg,
 	})

@@ -32,6 +32,7 @@ type webhookSink struct {
 	mu       sync.Mutex
 	calls    map[string]int
 	arrived  map[string]time.Time
+	bodies   map[string]string
 	bad      int
 	down     atomic.Bool
 	delay    atomic.Int64 // ns per call
@@ -39,7 +40,7 @@ type webhookSink struct {
 }
 
 func newWebhookSink(t *testing.T) *webhookSink {
-	s := &webhookSink{calls: map[string]int{}, arrived: map[string]time.Time{}}
+	s := &webhookSink{calls: map[string]int{}, arrived: map[string]time.Time{}, bodies: map[string]string{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.inflight.Add(1)
 		defer s.inflight.Add(-1)
@@ -61,6 +62,7 @@ func newWebhookSink(t *testing.T) *webhookSink {
 		id := r.Header.Get(webhook.HeaderID)
 		s.mu.Lock()
 		s.calls[id]++
+		s.bodies[id] = string(body)
 		if _, ok := s.arrived[id]; !ok {
 			s.arrived[id] = time.Now()
 		}
@@ -84,7 +86,7 @@ func (s *webhookSink) counts() (unique, total, bad int) {
 
 func deliveryArgs(dataDir string) []string {
 	return []string{"--addr", "127.0.0.1:0", "--data", dataDir, "--log-level", "warn",
-		"--api-key", "app:" + testSendKey + ":send+read",
+		"--api-key", "app:" + testSendKey + ":send+read+admin",
 		"--webhook-allow-hosts", "127.0.0.1", "--webhook-secret", testWebhookSecret,
 		"--retry-initial", "50ms", "--retry-max", "2s", "--retry-attempts", "50"}
 }
@@ -497,4 +499,65 @@ func metricValue(t *testing.T, base, sample string) float64 {
 		}
 	}
 	return 0
+}
+
+func TestTemplatedSendRendersThePinnedVersion(t *testing.T) {
+	sink := newWebhookSink(t)
+	base, stop, err := startInProcess(context.Background(), deliveryArgs(t.TempDir()), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	c := client{t: t, base: base, http: http.DefaultClient}
+	tmpl := map[string]any{
+		"id": "welcome", "name": "Welcome", "default_locale": "en",
+		"variables": []map[string]any{{"name": "name", "type": "string", "required": true}},
+		"locales": map[string]any{"en": map[string]any{
+			"webhook": map[string]any{"json": `{"greeting": "Hello {{.name}}"}`},
+			"inapp":   map[string]any{"title": "Welcome", "body": "Hello {{.name}}"},
+		}},
+	}
+	if code, m := c.do("POST", "/v1/templates", tmpl); code != http.StatusCreated {
+		t.Fatalf("create template = %d %v", code, m)
+	}
+	send := func(vars map[string]any) (int, map[string]any) {
+		return c.do("POST", "/v1/notifications", map[string]any{
+			"recipient": map[string]any{"id": "user-3", "webhook_url": sink.URL + "/hook"},
+			"channels":  []string{"webhook"},
+			"template":  map[string]any{"id": "welcome", "vars": vars},
+		})
+	}
+	// A missing variable is refused at the door, naming it.
+	code, m := send(map[string]any{})
+	if code != http.StatusUnprocessableEntity || !strings.Contains(fmt.Sprint(m["errors"]), "template.vars.name") {
+		t.Fatalf("missing var = %d %v", code, m)
+	}
+	code, m = send(map[string]any{"name": "Ada"})
+	if code != http.StatusAccepted {
+		t.Fatalf("send = %d %v", code, m)
+	}
+	id := m["id"].(string)
+	// Version 2 is published before delivery could matter: the send keeps
+	// the version it was accepted with.
+	tmpl2 := map[string]any{"name": "Welcome", "default_locale": "en",
+		"variables": tmpl["variables"],
+		"locales": map[string]any{"en": map[string]any{"webhook": map[string]any{"json": `{"greeting": "Hi {{.name}}"}`}}}}
+	if code, m := c.do("PUT", "/v1/templates/welcome", tmpl2); code != http.StatusOK {
+		t.Fatalf("update template = %d %v", code, m)
+	}
+	waitUntil(t, 15*time.Second, "the templated delivery", func() bool {
+		st, _ := c.status(id)
+		return st == "delivered"
+	})
+	sink.mu.Lock()
+	body := sink.bodies[id+"/webhook-1"]
+	sink.mu.Unlock()
+	if !strings.Contains(body, "Hello Ada") {
+		t.Fatalf("sink got %s, want the version-1 rendering", body)
+	}
+	_, m = c.do("GET", "/v1/notifications/"+id+"/events", nil)
+	req := m["events"].([]any)[0].(map[string]any)["data"].(map[string]any)["request"].(map[string]any)
+	if v := req["template"].(map[string]any)["version"]; v != float64(1) {
+		t.Fatalf("audit trail records template version %v, want 1", v)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"herald/commands"
+	"herald/commands/templates"
 	"herald/readapi/livefeed"
 	"log/slog"
 	"net/http"
@@ -53,7 +54,11 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := newApp(config.Serve{}, events, handlers, views, runner, hub, metrics.New(), time.Now, slog.New(slog.DiscardHandler))
+	tmpl, err := templates.NewService(templates.Deps{Store: events, Clock: time.Now, NewID: commands.UUIDv7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newApp(config.Serve{}, events, handlers, tmpl, views, runner, hub, metrics.New(), time.Now, slog.New(slog.DiscardHandler))
 	srv := httpserver.New(slog.New(slog.DiscardHandler), nil)
 	a.mount(srv.Router())
 

@@ -16,6 +16,7 @@ import (
 	"herald/adapters/dispatcher"
 	"herald/adapters/scheduler"
 	"herald/commands"
+	"herald/commands/templates"
 	"herald/infra/config"
 	"herald/infra/eventstore"
 	"herald/infra/httpserver"
@@ -91,10 +92,15 @@ func runRoles(ctx context.Context, roles role, args []string, stdout, stderr io.
 	}
 	registerProjectionMetrics(context.WithoutCancel(ctx), m, runner)
 
+	clock := func() time.Time { return time.Now().UTC() }
+	tmpl, err := templates.NewService(templates.Deps{Store: events, Clock: clock, NewID: commands.UUIDv7})
+	if err != nil {
+		return errors.Join(err, closeStores())
+	}
 	// One set of handlers for the API, the dispatcher and the scheduler:
 	// they share the handlers' state cache.
 	handlers, err := commands.NewHandlers(commands.Deps{
-		Store: events, Clock: func() time.Time { return time.Now().UTC() }, NewID: commands.UUIDv7,
+		Store: events, Clock: clock, NewID: commands.UUIDv7, Templates: tmpl,
 	})
 	if err != nil {
 		return errors.Join(err, closeStores())
@@ -134,7 +140,7 @@ func runRoles(ctx context.Context, roles role, args []string, stdout, stderr io.
 		backlog, err := deliveryBacklog(views)
 		var d *dispatcher.Dispatcher
 		if err == nil {
-			d, err = newDispatcher(cfg, events, handlers.Attempts, backlog, m.Registry, log)
+			d, err = newDispatcher(cfg, events, handlers.Attempts, backlog, tmpl, m.Registry, log)
 		}
 		if err != nil {
 			return errors.Join(fmt.Errorf("deliver: %w", err), stopAll(), closeStores())
@@ -172,7 +178,8 @@ func runRoles(ctx context.Context, roles role, args []string, stdout, stderr io.
 			return errors.Join(err, stopAll(), closeStores())
 		}
 		start(hub.Run, false)
-		newApp(cfg, events, handlers, views, runner, hub, m, time.Now, log).mount(srv.Router())
+		start(tmpl.Run, false) // the template list's index
+		newApp(cfg, events, handlers, tmpl, views, runner, hub, m, time.Now, log).mount(srv.Router())
 	} else {
 		srv.Router().Method("GET", "/metrics", m.Handler())
 	}
@@ -194,6 +201,7 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 
 // app is the HTTP surface wired to its handlers.
 type app struct {
+	templates   http.Handler
 	smsReceipts http.Handler
 	auth        *httpserver.Authenticator
 	commands    http.Handler
@@ -202,10 +210,11 @@ type app struct {
 	metrics     *metrics.Metrics
 }
 
-func newApp(cfg config.Serve, events eventstore.Store, handlers commands.Handlers, views viewEngine, runner *projections.Runner, hub *livefeed.Hub, m *metrics.Metrics, clock func() time.Time, log *slog.Logger) *app {
+func newApp(cfg config.Serve, events eventstore.Store, handlers commands.Handlers, tmpl *templates.Service, views viewEngine, runner *projections.Runner, hub *livefeed.Hub, m *metrics.Metrics, clock func() time.Time, log *slog.Logger) *app {
 	auth := httpserver.NewAuthenticator(cfg.APIKeys, httpserver.Deny)
 	cmds := commands.NewHTTP(handlers, commands.HTTPOptions{Actor: keyName})
 	return &app{
+		templates:   templates.NewHTTP(tmpl, templates.Options{Actor: keyName}),
 		smsReceipts: smsReceipts(cfg.Delivery, handlers.RecordReceipt, auth.Require(config.ScopeSend)(ownRouting(cmds)), log),
 		live:        livefeed.Handler(hub),
 		auth:        auth,
@@ -259,6 +268,13 @@ func (a *app) routes() []route {
 		{"GET", "/v1/notifications/{id}/events", read, a.reads},
 		{"GET", "/v1/recipients/{id}/inbox", read, a.reads},
 		{"GET", "/v1/recipients/{id}/stream", read, direct{a.live}},
+		{"POST", "/v1/templates", admin, a.templates},
+		{"GET", "/v1/templates", read, a.templates},
+		{"GET", "/v1/templates/{id}", read, a.templates},
+		{"PUT", "/v1/templates/{id}", admin, a.templates},
+		{"GET", "/v1/templates/{id}/versions/{version}", read, a.templates},
+		{"POST", "/v1/templates/{id}/archive", admin, a.templates},
+		{"POST", "/v1/templates/{id}/preview", send, a.templates},
 		{"GET", "/v1/analytics/deliveries", read, a.reads},
 		{"GET", "/v1/analytics/latency", read, a.reads},
 		{"GET", "/v1/analytics/failures", read, a.reads},
