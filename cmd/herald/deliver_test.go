@@ -541,7 +541,7 @@ func TestTemplatedSendRendersThePinnedVersion(t *testing.T) {
 	// the version it was accepted with.
 	tmpl2 := map[string]any{"name": "Welcome", "default_locale": "en",
 		"variables": tmpl["variables"],
-		"locales": map[string]any{"en": map[string]any{"webhook": map[string]any{"json": `{"greeting": "Hi {{.name}}"}`}}}}
+		"locales":   map[string]any{"en": map[string]any{"webhook": map[string]any{"json": `{"greeting": "Hi {{.name}}"}`}}}}
 	if code, m := c.do("PUT", "/v1/templates/welcome", tmpl2); code != http.StatusOK {
 		t.Fatalf("update template = %d %v", code, m)
 	}
