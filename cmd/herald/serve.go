@@ -134,7 +134,15 @@ func runRoles(ctx context.Context, roles role, args []string, stdout, stderr io.
 		})
 	}
 	if roles&roleProject != 0 {
-		start(runner.Run, true)
+		// One process at a time writes the views: the others stand by
+		// until its lease expires (it died) or it gives the lease up.
+		if l, ok := views.(leaser); ok && roles != allRoles {
+			start(func(ctx context.Context) error {
+				return runWithLease(ctx, l, "projections", 6*time.Second, log, runner.Run)
+			}, true)
+		} else {
+			start(runner.Run, true)
+		}
 	}
 	if roles&roleDeliver != 0 {
 		backlog, err := deliveryBacklog(views)
