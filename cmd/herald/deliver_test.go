@@ -399,7 +399,7 @@ func TestDeliveryCrashWhileInFlight(t *testing.T) {
 	start := func() (*exec.Cmd, string) {
 		args := append([]string{"serve"}, deliveryArgs(dir)...)
 		args = append(args, "--log-level", "info") // the "listening" line gives the address
-		cmd := exec.Command(os.Args[0], args...)
+		cmd := exec.Command(heraldBinary(t), args...)
 		cmd.Env = append(os.Environ(), "HERALD_TEST_RUN_MAIN=1")
 		stderr, err := cmd.StderrPipe()
 		if err != nil {
