@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"sync"
 	"time"
 
@@ -301,6 +302,7 @@ func (w *writer) notifications(changes []change) (rows, states []stmt, err error
 	viewCQL := `INSERT INTO ` + w.t["notifications"] + ` (id, status, priority, category, recipient_id, batch_id, channels,
 		created_at, updated_at, version, recipient, deliveries, snapshot, stream_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	for _, c := range changes {
+		rows = append(rows, w.workRows(c)...)
 		n := c.after.n
 		req := n.Request()
 		created := n.RequestedAt().UnixNano()
@@ -329,6 +331,68 @@ func (w *writer) notifications(changes []change) (rows, states []stmt, err error
 			string(deliveries), snap, int64(c.after.sv)}})
 	}
 	return rows, states, nil
+}
+
+// workShards spreads the work table over partitions.
+const workShards = 16
+
+func workShard(id domain.NotificationID) int {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return int(h.Sum32() % workShards)
+}
+
+// owed lists what a notification state owes the roles: its deliveries
+// still owed an attempt (with their due time) and, under the key "", its
+// release when it waits for its scheduled_at.
+func owed(n domain.Notification) map[domain.DeliveryID]domain.Delivery {
+	out := map[domain.DeliveryID]domain.Delivery{}
+	if !n.Exists() {
+		return out
+	}
+	if n.Status() == domain.StatusScheduled && !n.Planned() {
+		out[""] = domain.Delivery{}
+	}
+	for _, d := range n.Deliveries() {
+		if d.Status().Pending() {
+			out[d.ID()] = d
+		}
+	}
+	return out
+}
+
+// workRows keeps the work table in step with one notification's change:
+// a row (absolute values) for everything owed after it, a delete for
+// what was owed before and is not any more.
+func (w *writer) workRows(c change) []stmt {
+	t := w.t["work"]
+	shard := workShard(c.id)
+	group := fmt.Sprint("work/", shard)
+	n := c.after.n
+	after := owed(n)
+	var out []stmt
+	for id, d := range after {
+		var ch, prio, status string
+		var due int64
+		if id == "" {
+			status, prio = string(domain.StatusScheduled), string(n.Priority())
+			due = n.ScheduledAt().UnixNano()
+		} else {
+			ch, prio, status = string(d.Channel()), string(n.Priority()), string(d.Status())
+			if at := d.NextAttemptAt(); !at.IsZero() {
+				due = at.UnixNano()
+			}
+		}
+		out = append(out, stmt{group, `INSERT INTO ` + t + ` (shard, notification_id, delivery_id, channel, priority, status, due)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, []any{shard, string(c.id), string(id), ch, prio, status, due}})
+	}
+	for id := range owed(c.before.n) {
+		if _, still := after[id]; !still {
+			out = append(out, stmt{group, `DELETE FROM ` + t + ` WHERE shard = ? AND notification_id = ? AND delivery_id = ?`,
+				[]any{shard, string(c.id), string(id)}})
+		}
+	}
+	return out
 }
 
 // ---- inbox ----

@@ -17,7 +17,7 @@ import (
 
 // SchemaVersion is the version of the keyspace layout this package reads
 // and writes. Migrate brings a keyspace up to it; Open refuses any other.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // schemaComponent is this package's row in the schema_version table (the
 // keyspace may one day hold other components' tables too).
@@ -170,6 +170,28 @@ var migrations = []func(m *migrator, ks string){
 			}
 		}
 	},
+	// 2: the work table (deliveries owed an attempt, scheduled
+	// notifications owed a release) in every existing generation of the
+	// notifications projection, and the leases table.
+	func(m *migrator, ks string) {
+		m.ddl(fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.leases (
+			name  text PRIMARY KEY,
+			owner text)`, ks))
+		var live, shadow int
+		err := m.s.Query(fmt.Sprintf(`SELECT live, shadow FROM %s.generations WHERE projection = ?`, ks),
+			projections.ProjectionNotifications).WithContext(m.ctx).Scan(&live, &shadow)
+		if err != nil {
+			if m.err == nil {
+				m.err = err
+			}
+			return
+		}
+		for _, gen := range []int{live, shadow} {
+			if gen > 0 {
+				m.ddl(strings.ReplaceAll(workTable, "{t}", tableName(ks, "work", gen)))
+			}
+		}
+	},
 }
 
 func schemaVersionOf(ctx context.Context, s *gocql.Session, ks string) (int, error) {
@@ -304,6 +326,7 @@ var viewTables = map[string][]viewTable{
 			day   int,
 			PRIMARY KEY ((shard), day)
 		) WITH CLUSTERING ORDER BY (day DESC)`}},
+		{"work", []string{workTable}},
 	},
 	projections.ProjectionInbox: {
 		{"inbox_state", []string{stateTable}},
@@ -352,6 +375,22 @@ var viewTables = map[string][]viewTable{
 			PRIMARY KEY ((kind), span))`}},
 	},
 }
+
+// workTable holds what the roles owe: a row per delivery still owed an
+// attempt (planned, retry scheduled, in flight) and, with delivery_id "",
+// a row per scheduled notification owed its release. The dispatcher and
+// the scheduler read it at start instead of replaying the log; rows leave
+// when the work is done (one delete each: a notification's settled
+// deliveries are never deleted again). Spread over workShards partitions.
+const workTable = `CREATE TABLE IF NOT EXISTS {t} (
+	shard           int,
+	notification_id text,
+	delivery_id     text,
+	channel         text,
+	priority        text,
+	status          text,
+	due             bigint,
+	PRIMARY KEY ((shard), notification_id, delivery_id))`
 
 const stateTable = `CREATE TABLE IF NOT EXISTS {t} (
 	notification_id text PRIMARY KEY,

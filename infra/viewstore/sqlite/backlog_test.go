@@ -1,0 +1,20 @@
+package sqlite_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	viewsqlite "herald/infra/viewstore/sqlite"
+	"herald/infra/viewstore/viewstoretest"
+)
+
+func TestBacklogContract(t *testing.T) {
+	viewstoretest.RunBacklog(t, func(t *testing.T) viewstoretest.BacklogViews {
+		v, err := viewsqlite.Open(t.Context(), filepath.Join(t.TempDir(), "views.db"), viewsqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { v.Close() })
+		return v
+	})
+}
