@@ -88,9 +88,21 @@ func TestMultiProcess(t *testing.T) {
 	}
 	sink := newWebhookSink(t)
 	dir := t.TempDir()
-	api := []*roleProcess{startRole(t, "api", dir), startRole(t, "api", dir)}
-	project := []*roleProcess{startRole(t, "project", dir), startRole(t, "project", dir)}
-	deliver := []*roleProcess{startRole(t, "deliver", dir), startRole(t, "deliver", dir)}
+	// The views live in Cassandra when the suite has one (make test starts
+	// it), else in a SQLite file the processes share.
+	var views []string
+	if hosts := os.Getenv("HERALD_CASSANDRA_HOSTS"); hosts != "" {
+		views = []string{"--views", fmt.Sprintf("cassandra://%s/herald_mp_%d", hosts, time.Now().UnixNano()%1e9)}
+		migrate := exec.Command(heraldBinary(t), append([]string{"migrate", "--data", dir}, views...)...)
+		migrate.Env = append(os.Environ(), "HERALD_TEST_RUN_MAIN=1")
+		if out, err := migrate.CombinedOutput(); err != nil {
+			t.Fatalf("herald migrate: %v\n%s", err, out)
+		}
+		t.Logf("views in Cassandra: %s", views[1])
+	}
+	api := []*roleProcess{startRole(t, "api", dir, views...), startRole(t, "api", dir, views...)}
+	project := []*roleProcess{startRole(t, "project", dir, views...), startRole(t, "project", dir, views...)}
+	deliver := []*roleProcess{startRole(t, "deliver", dir, views...), startRole(t, "deliver", dir, views...)}
 
 	const total, batch = 20000, 500
 	var wg sync.WaitGroup
