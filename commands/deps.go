@@ -28,6 +28,43 @@ type Deps struct {
 	// (commands/templates.Service). Without it a send naming a template is
 	// refused: nothing could render it.
 	Templates TemplateResolver
+	// Planner, when set, decides channels, addresses, suppressions and
+	// holds from the recipient's profile and preferences (the recipients
+	// package). Without it deliveries are planned from the request alone.
+	Planner Planner
+}
+
+// Planner applies a recipient's profile and preferences to a request at
+// now. Its decision (with the policy record) goes into the log as it is.
+type Planner interface {
+	Plan(ctx context.Context, req domain.NotificationRequest, now time.Time) (domain.PlanDecision, error)
+}
+
+// requestPlanner plans from the request alone: the addresses it carries,
+// no preferences.
+type requestPlanner struct{}
+
+func (requestPlanner) Plan(_ context.Context, req domain.NotificationRequest, _ time.Time) (domain.PlanDecision, error) {
+	plans, suppressions := planFor(req)
+	return domain.PlanDecision{Plans: plans, Suppressions: suppressions}, nil
+}
+
+func plannerOr(p Planner) Planner {
+	if p == nil {
+		return requestPlanner{}
+	}
+	return p
+}
+
+// planCommand turns a planner's decision into the domain command; the
+// policy record goes in only when a profile or preference had a say.
+func planCommand(d domain.PlanDecision, now time.Time) domain.PlanDeliveries {
+	cmd := domain.PlanDeliveries{Plans: d.Plans, Suppressions: d.Suppressions, HoldUntil: d.HoldUntil, HoldReason: d.HoldReason, Now: now}
+	if d.Applied.ProfileVersion > 0 || len(d.Applied.Rules) > 0 {
+		applied := d.Applied
+		cmd.Policy = &applied
+	}
+	return cmd
 }
 
 // TemplateResolver pins a send's template reference to a published

@@ -24,7 +24,7 @@ func NewHandlers(d Deps) (Handlers, error) {
 	// One state cache for every handler: the dispatcher's attempt then
 	// finds the state the send left.
 	x := executor{store: d.Store, newID: d.NewID, cache: newStateCache()}
-	send := &SendHandler{x: x, clock: d.Clock, templates: d.Templates}
+	send := &SendHandler{x: x, clock: d.Clock, templates: d.Templates, planner: plannerOr(d.Planner)}
 	return Handlers{
 		Send:          send,
 		SendBatch:     &SendBatchHandler{send: send},
@@ -33,7 +33,7 @@ func NewHandlers(d Deps) (Handlers, error) {
 		RecordReceipt: &RecordReceiptHandler{x: x, clock: d.Clock},
 		MarkRead:      &MarkReadHandler{x: x, clock: d.Clock},
 		Attempts:      &AttemptHandler{x: x, clock: d.Clock},
-		Release:       &ReleaseHandler{x: x, clock: d.Clock},
+		Release:       &ReleaseHandler{x: x, clock: d.Clock, planner: plannerOr(d.Planner)},
 	}, nil
 }
 

@@ -29,8 +29,9 @@ type ReleaseResult struct {
 
 // ReleaseHandler handles Release. It is safe for concurrent use.
 type ReleaseHandler struct {
-	x     executor
-	clock func() time.Time
+	x       executor
+	clock   func() time.Time
+	planner Planner
 }
 
 // NewReleaseHandler returns a ReleaseHandler, or an error naming every
@@ -39,7 +40,7 @@ func NewReleaseHandler(d Deps) (*ReleaseHandler, error) {
 	if err := d.validate("new release handler"); err != nil {
 		return nil, err
 	}
-	return &ReleaseHandler{x: executor{store: d.Store, newID: d.NewID}, clock: d.Clock}, nil
+	return &ReleaseHandler{x: executor{store: d.Store, newID: d.NewID}, clock: d.Clock, planner: plannerOr(d.Planner)}, nil
 }
 
 // Handle plans the notification's deliveries (as a send due now would) or
@@ -59,11 +60,15 @@ func (h *ReleaseHandler) Handle(ctx context.Context, cmd Release) (ReleaseResult
 		if at := state.ExpiresAt(); !at.IsZero() && !now.Before(at) {
 			return domain.DecideNotification(state, domain.ExpireNotification{Now: now})
 		}
-		plans, suppressions := planFor(state.Request())
-		events, err := domain.DecideNotification(state, domain.PlanDeliveries{Plans: plans, Suppressions: suppressions, Now: now})
-		if errors.Is(err, domain.ErrNotDue) {
-			due = state.ScheduledAt()
+		if at := state.ReleaseAt(); now.Before(at) {
+			due = at
+			return nil, fmt.Errorf("due at %s: %w", at.Format(time.RFC3339), domain.ErrNotDue)
 		}
+		plan, err := h.planner.Plan(ctx, state.Request(), now)
+		if err != nil {
+			return nil, fmt.Errorf("plan: %w", err)
+		}
+		events, err := domain.DecideNotification(state, planCommand(plan, now))
 		if errors.Is(err, domain.ErrNotificationCancelled) {
 			return nil, nil
 		}
@@ -74,6 +79,10 @@ func (h *ReleaseHandler) Handle(ctx context.Context, cmd Release) (ReleaseResult
 	}
 	released := false
 	for _, e := range out.Events {
+		if h, ok := e.(domain.NotificationHeld); ok {
+			// Quiet hours again: released later.
+			return ReleaseResult{Status: out.State.Status(), DueAt: h.Until}, nil
+		}
 		if _, ok := e.(domain.DeliveryPlanned); ok {
 			released = true
 		}

@@ -35,6 +35,7 @@ type SendHandler struct {
 	x         executor
 	clock     func() time.Time
 	templates TemplateResolver // nil: sends naming a template are refused
+	planner   Planner
 }
 
 // NewSendHandler returns a SendHandler, or an error naming every missing
@@ -43,7 +44,7 @@ func NewSendHandler(d Deps) (*SendHandler, error) {
 	if err := d.validate("new send handler"); err != nil {
 		return nil, err
 	}
-	return &SendHandler{x: executor{store: d.Store, newID: d.NewID}, clock: d.Clock, templates: d.Templates}, nil
+	return &SendHandler{x: executor{store: d.Store, newID: d.NewID}, clock: d.Clock, templates: d.Templates, planner: plannerOr(d.Planner)}, nil
 }
 
 // Handle validates the request and appends NotificationRequested, followed,
@@ -96,7 +97,11 @@ func (h *SendHandler) send(ctx context.Context, id domain.NotificationID, cmd Se
 	// the empty state and append expecting no stream, which saves reading
 	// the stream first. Only when it exists (an Idempotency-Key repeat) is
 	// it loaded and the request decided against what is there.
-	events, err := decideSend(domain.Notification{}, id, cmd.Request, cmd.IdempotencyKey, now)
+	plan, err := h.planNow(ctx, cmd.Request, now)
+	if err != nil {
+		return SendResult{}, fmt.Errorf("send %s: %w", id, err)
+	}
+	events, err := decideSend(domain.Notification{}, id, cmd.Request, cmd.IdempotencyKey, now, plan)
 	if err != nil {
 		if cmd.IdempotencyKey != "" {
 			// A repeat is judged against the original, not revalidated:
@@ -124,7 +129,9 @@ func (h *SendHandler) send(ctx context.Context, id domain.NotificationID, cmd Se
 // resolveExisting decides a send against the stream already at its ID.
 func (h *SendHandler) resolveExisting(ctx context.Context, id domain.NotificationID, cmd Send, now time.Time) (SendResult, error) {
 	out, err := h.x.execute(ctx, id, cmd.metadata(id), func(state domain.Notification) ([]domain.Event, error) {
-		return decideSend(state, id, cmd.Request, cmd.IdempotencyKey, now)
+		// A repeat plans nothing; a stream found empty (it cannot be,
+		// but the rule must hold) is planned from the request.
+		return decideSend(state, id, cmd.Request, cmd.IdempotencyKey, now, nil)
 	})
 	if err != nil {
 		return SendResult{}, fmt.Errorf("send %s: %w", id, err)
@@ -150,7 +157,7 @@ func notificationIDFor(actor, key string, newID func() string) (domain.Notificat
 // decideSend decides a request and, when it is due now, its delivery plan,
 // so both land in one append: a notification is never accepted without the
 // plan a reader would expect next to it.
-func decideSend(state domain.Notification, id domain.NotificationID, req domain.NotificationRequest, key string, now time.Time) ([]domain.Event, error) {
+func decideSend(state domain.Notification, id domain.NotificationID, req domain.NotificationRequest, key string, now time.Time, plan *domain.PlanDecision) ([]domain.Event, error) {
 	events, err := domain.DecideNotification(state, domain.RequestNotification{
 		ID: id, Request: req, IdempotencyKey: key, Now: now,
 	})
@@ -163,14 +170,31 @@ func decideSend(state domain.Notification, id domain.NotificationID, req domain.
 		// scheduled_at, when the recipient's addresses are current.
 		return events, nil
 	}
-	plans, suppressions := planFor(requested.Request())
-	planned, err := domain.DecideNotification(requested, domain.PlanDeliveries{
-		Plans: plans, Suppressions: suppressions, Now: now,
-	})
+	if plan == nil {
+		p, _ := requestPlanner{}.Plan(context.Background(), requested.Request(), now)
+		plan = &p
+	}
+	planned, err := domain.DecideNotification(requested, planCommand(*plan, now))
 	if err != nil {
 		return nil, err
 	}
 	return append(events, planned...), nil
+}
+
+// planNow asks the planner about a request that is due now; nil for one
+// scheduled later (or invalid: decide reports that).
+func (h *SendHandler) planNow(ctx context.Context, req domain.NotificationRequest, now time.Time) (*domain.PlanDecision, error) {
+	if req.ScheduledAt != nil && now.Before(*req.ScheduledAt) {
+		return nil, nil
+	}
+	if req.Validate(now) != nil {
+		return nil, nil
+	}
+	d, err := h.planner.Plan(ctx, req.Normalized(), now)
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	return &d, nil
 }
 
 // planFor resolves channels and addresses from the request alone (profiles,

@@ -125,7 +125,12 @@ func (h *SendBatchHandler) Handle(ctx context.Context, cmd SendBatch) (SendBatch
 			continue
 		}
 		cmd.Items[i].Request = req
-		events, err := decideSend(domain.Notification{}, id, req, item.IdempotencyKey, now)
+		plan, err := h.send.planNow(ctx, req, now)
+		if err != nil {
+			r.Err = err
+			continue
+		}
+		events, err := decideSend(domain.Notification{}, id, req, item.IdempotencyKey, now, plan)
 		if err != nil {
 			r.Err = err
 			continue

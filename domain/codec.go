@@ -118,12 +118,26 @@ func newEvent(eventType string) (func([]byte) (Event, error), bool) {
 		return decodeAs[NotificationExpired], true
 	case TypeResendRequested:
 		return decodeAs[ResendRequested], true
+	case TypeNotificationHeld:
+		return decodeAs[NotificationHeld], true
+	case TypePolicyApplied:
+		return decodeAs[PolicyApplied], true
 	case TypeTemplateCreated:
 		return decodeAs[TemplateCreated], true
 	case TypeTemplateVersionPublished:
 		return decodeAs[TemplateVersionPublished], true
 	case TypeTemplateArchived:
 		return decodeAs[TemplateArchived], true
+	case TypeRecipientProfileSet:
+		return decodeAs[RecipientProfileSet], true
+	case TypeRecipientPreferencesSet:
+		return decodeAs[RecipientPreferencesSet], true
+	case TypeRecipientUnsubscribed:
+		return decodeAs[RecipientUnsubscribed], true
+	case TypeWebPushSubscriptionAdded:
+		return decodeAs[WebPushSubscriptionAdded], true
+	case TypeWebPushSubscriptionExpired:
+		return decodeAs[WebPushSubscriptionExpired], true
 	}
 	return nil, false
 }

@@ -49,6 +49,12 @@ func sampleEvents() []domain.Event {
 		domain.ResendRequested{Deliveries: []domain.ResendDelivery{
 			{DeliveryID: "email-2", Repeats: "email-1", Channel: domain.ChannelEmail, Address: "ada@example.com"},
 		}, Actor: "ops@example.com", Reason: "customer asked", RequestedAt: at(60)},
+		domain.NotificationHeld{Until: at(480), Reason: "quiet hours", HeldAt: t0},
+		domain.PolicyApplied{Policy: domain.PolicyRecord{
+			RecipientID: "user-42", ProfileVersion: 3, PreferencesRevision: 2, TimeZone: "Europe/Berlin",
+			AddressFrom: map[domain.Channel]string{domain.ChannelEmail: "profile"},
+			Rules:       []string{"opted out of sms/*"},
+		}, AppliedAt: t0},
 	}
 }
 
@@ -66,7 +72,7 @@ func TestSampleEventsCoverEveryType(t *testing.T) {
 		domain.TypeDeliveryAttempted, domain.TypeDeliverySucceeded, domain.TypeDeliveryFailed,
 		domain.TypeDeliveryRetryScheduled, domain.TypeDeliveryDeadLettered, domain.TypeDeliveryReceiptRecorded,
 		domain.TypeNotificationRead, domain.TypeNotificationCancelled, domain.TypeNotificationExpired,
-		domain.TypeResendRequested,
+		domain.TypeResendRequested, domain.TypeNotificationHeld, domain.TypePolicyApplied,
 	}
 	for i, e := range sampleEvents() {
 		// The type name is the struct name, so the stored type and the Go

@@ -42,7 +42,15 @@ type Suppression struct {
 type PlanDeliveries struct {
 	Plans        []DeliveryPlan
 	Suppressions []Suppression
-	Now          time.Time
+	// HoldUntil, when after Now, means the preferences say "not now"
+	// (quiet hours): NotificationHeld is recorded instead of plans, with
+	// HoldReason, and the notification is planned again at HoldUntil.
+	HoldUntil  time.Time
+	HoldReason string
+	// Policy, when set, is recorded (PolicyApplied) before the plans or
+	// the hold it decided.
+	Policy *PolicyRecord
+	Now    time.Time
 }
 
 // RecordAttempt records that an attempt on a delivery is starting. Lease,
@@ -207,8 +215,19 @@ func decidePlan(n Notification, c PlanDeliveries) ([]Event, error) {
 	if n.planned {
 		return nil, fmt.Errorf("%s %s: %w", op, n.id, ErrAlreadyPlanned)
 	}
-	if n.request.ScheduledAt != nil && c.Now.Before(*n.request.ScheduledAt) {
-		return nil, fmt.Errorf("%s %s: scheduled at %s: %w", op, n.id, n.request.ScheduledAt.Format(time.RFC3339), ErrNotDue)
+	if at := n.ReleaseAt(); !at.IsZero() && c.Now.Before(at) {
+		return nil, fmt.Errorf("%s %s: due at %s: %w", op, n.id, at.Format(time.RFC3339), ErrNotDue)
+	}
+	now := c.Now.UTC()
+	var events []Event
+	if c.Policy != nil {
+		events = append(events, PolicyApplied{Policy: *c.Policy, AppliedAt: now})
+	}
+	if c.HoldUntil.After(c.Now) {
+		if c.HoldReason == "" {
+			return nil, fmt.Errorf("%s %s: a hold needs a reason: %w", op, n.id, ErrInvalidCommand)
+		}
+		return append(events, NotificationHeld{Until: c.HoldUntil.UTC(), Reason: c.HoldReason, HeldAt: now}), nil
 	}
 	if len(c.Plans)+len(c.Suppressions) == 0 {
 		return nil, fmt.Errorf("%s %s: no plans and no suppressions: %w", op, n.id, ErrInvalidCommand)
@@ -229,8 +248,6 @@ func decidePlan(n Notification, c PlanDeliveries) ([]Event, error) {
 		return nil
 	}
 
-	now := c.Now.UTC()
-	events := make([]Event, 0, len(c.Plans)+len(c.Suppressions))
 	for _, p := range c.Plans {
 		if err := checkChannel(p.Channel); err != nil {
 			return nil, err

@@ -191,7 +191,35 @@ func planDeliveriesCases() []decideCase {
 	onlyEmail.Channels = []domain.Channel{email}
 	plans := []domain.DeliveryPlan{{Channel: email, Address: addressOf(email)}, {Channel: webhook, Address: addressOf(webhook)}}
 
+	policy := &domain.PolicyRecord{RecipientID: "user-42", ProfileVersion: 2, Rules: []string{"quiet hours 22:00-07:00"}}
+	held := domain.NotificationHeld{Until: at(600), Reason: "quiet hours", HeldAt: at(1)}
 	return []decideCase{
+		{
+			name:  "quiet hours: the policy and a hold instead of plans",
+			given: hRequested(),
+			when:  domain.PlanDeliveries{Plans: plans, HoldUntil: at(600), HoldReason: "quiet hours", Policy: policy, Now: at(1)},
+			then:  evs(domain.PolicyApplied{Policy: *policy, AppliedAt: at(1)}, held),
+		},
+		{
+			name:  "held: planning before the hold ends",
+			given: hist(hRequested(), evs(held)),
+			when:  domain.PlanDeliveries{Plans: plans, Now: at(599)},
+			err:   domain.ErrNotDue,
+		},
+		{
+			name:  "held: planned once the hold ends",
+			given: hist(hRequested(), evs(held)),
+			when:  domain.PlanDeliveries{Plans: plans, Policy: policy, Now: at(600)},
+			then: evs(domain.PolicyApplied{Policy: *policy, AppliedAt: at(600)},
+				domain.DeliveryPlanned{DeliveryID: "email-1", Channel: email, Address: addressOf(email), PlannedAt: at(600)},
+				domain.DeliveryPlanned{DeliveryID: "webhook-1", Channel: webhook, Address: addressOf(webhook), PlannedAt: at(600)}),
+		},
+		{
+			name:  "a hold without a reason",
+			given: hRequested(),
+			when:  domain.PlanDeliveries{HoldUntil: at(600), Now: at(1)},
+			err:   domain.ErrInvalidCommand,
+		},
 		{
 			name:  "plans and suppressions",
 			given: hRequested(),

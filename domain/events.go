@@ -23,6 +23,8 @@ const (
 	TypeNotificationCancelled   = "NotificationCancelled"
 	TypeNotificationExpired     = "NotificationExpired"
 	TypeResendRequested         = "ResendRequested"
+	TypeNotificationHeld        = "NotificationHeld"
+	TypePolicyApplied           = "PolicyApplied"
 )
 
 // EventTypes returns every event type name this package reads and writes, in
@@ -33,8 +35,25 @@ func EventTypes() []string {
 		TypeDeliveryAttempted, TypeDeliverySucceeded, TypeDeliveryFailed,
 		TypeDeliveryRetryScheduled, TypeDeliveryDeadLettered, TypeDeliveryReceiptRecorded,
 		TypeNotificationRead, TypeNotificationCancelled, TypeNotificationExpired,
-		TypeResendRequested,
+		TypeResendRequested, TypeNotificationHeld, TypePolicyApplied,
 	}
+}
+
+// NotificationHeld records that planning decided to wait: the recipient's
+// quiet hours, until Until. The notification is planned again then (the
+// scheduler releases it); nothing is delivered before.
+type NotificationHeld struct {
+	Until  time.Time `json:"until"`
+	Reason string    `json:"reason"`
+	HeldAt time.Time `json:"held_at"`
+}
+
+// PolicyApplied records which recipient profile and preferences decided a
+// planning, and how: the audit trail's answer to "why was this sent, to
+// whom, or why not". It comes before the plans it explains.
+type PolicyApplied struct {
+	Policy    PolicyRecord `json:"policy"`
+	AppliedAt time.Time    `json:"applied_at"`
 }
 
 // NotificationRequested starts a notification stream. Request is stored
@@ -196,6 +215,12 @@ func (NotificationExpired) EventType() string { return TypeNotificationExpired }
 
 // EventType returns TypeResendRequested.
 func (ResendRequested) EventType() string { return TypeResendRequested }
+
+// EventType implements Event.
+func (NotificationHeld) EventType() string { return TypeNotificationHeld }
+
+// EventType implements Event.
+func (PolicyApplied) EventType() string { return TypePolicyApplied }
 
 // valueEvent turns a pointer to a known event into the value, so evolve and
 // marshal treat &DeliveryPlanned{} like DeliveryPlanned{}. A nil pointer

@@ -17,6 +17,7 @@ type Notification struct {
 	requestedAt    time.Time
 	version        int
 	planned        bool
+	heldUntil      time.Time // quiet hours: planning waits until then
 	cancelled      bool
 	expired        bool
 	deliveries     []Delivery
@@ -55,6 +56,17 @@ func (n Notification) IdempotencyKey() string { return n.idempotencyKey }
 // ScheduledAt returns the requested send time, or the zero time when the
 // notification is to be sent at once.
 func (n Notification) ScheduledAt() time.Time { return derefTime(n.request.ScheduledAt) }
+
+// ReleaseAt returns when an unplanned notification may be planned: the
+// later of its scheduled_at and the end of a hold (quiet hours); zero when
+// it may be planned now.
+func (n Notification) ReleaseAt() time.Time {
+	at := n.ScheduledAt()
+	if n.heldUntil.After(at) {
+		at = n.heldUntil
+	}
+	return at
+}
 
 // ExpiresAt returns when the notification stops being worth sending, or the
 // zero time when it never expires.
@@ -297,6 +309,12 @@ func EvolveNotification(state Notification, e Event) Notification {
 			d.status = DeliveryStatusRead
 		})
 
+	case NotificationHeld:
+		n.heldUntil = ev.Until
+
+	case PolicyApplied:
+		// Audit only: the plans that follow carry the outcome.
+
 	case NotificationCancelled:
 		n.cancelled = true
 
@@ -348,7 +366,7 @@ func deriveStatus(n Notification) NotificationStatus {
 	case n.expired:
 		return StatusExpired
 	case !n.planned:
-		if n.request.ScheduledAt != nil {
+		if n.request.ScheduledAt != nil || !n.heldUntil.IsZero() {
 			return StatusScheduled
 		}
 		return StatusAccepted

@@ -17,6 +17,7 @@ type NotificationSnapshot struct {
 	RequestedAt    time.Time           `json:"requested_at"`
 	Version        int                 `json:"version"`
 	Planned        bool                `json:"planned,omitempty"`
+	HeldUntil      time.Time           `json:"held_until,omitzero"`
 	Cancelled      bool                `json:"cancelled,omitempty"`
 	Expired        bool                `json:"expired,omitempty"`
 	Status         NotificationStatus  `json:"status"`
@@ -51,7 +52,7 @@ type ReceiptSnapshot struct {
 func (n Notification) Snapshot() NotificationSnapshot {
 	s := NotificationSnapshot{
 		ID: n.id, Exists: n.exists, Request: n.request.clone(), IdempotencyKey: n.idempotencyKey,
-		RequestedAt: n.requestedAt, Version: n.version, Planned: n.planned, Cancelled: n.cancelled,
+		RequestedAt: n.requestedAt, Version: n.version, Planned: n.planned, HeldUntil: n.heldUntil, Cancelled: n.cancelled,
 		Expired: n.expired, Status: n.status,
 	}
 	for _, d := range n.deliveries {
@@ -72,7 +73,7 @@ func (n Notification) Snapshot() NotificationSnapshot {
 func RestoreNotification(s NotificationSnapshot) Notification {
 	n := Notification{
 		id: s.ID, exists: s.Exists, request: s.Request.clone(), idempotencyKey: s.IdempotencyKey,
-		requestedAt: s.RequestedAt, version: s.Version, planned: s.Planned, cancelled: s.Cancelled,
+		requestedAt: s.RequestedAt, version: s.Version, planned: s.Planned, heldUntil: s.HeldUntil, cancelled: s.Cancelled,
 		expired: s.Expired, status: s.Status,
 	}
 	for _, ds := range s.Deliveries {

@@ -223,6 +223,8 @@ func (s *Scheduler) release(ctx context.Context, id domain.NotificationID) {
 	switch {
 	case errors.Is(err, domain.ErrNotDue) && !res.DueAt.IsZero():
 		s.add(id, res.DueAt) // our clock ran ahead of the writer's
+	case err == nil && !res.Released && !res.DueAt.IsZero():
+		s.add(id, res.DueAt) // held again (quiet hours)
 	case err != nil:
 		// A failed append (the log unavailable) must not lose the
 		// release: try again shortly.
@@ -233,23 +235,28 @@ func (s *Scheduler) release(ctx context.Context, id domain.NotificationID) {
 
 // intake queues scheduled sends as their requests appear in the log.
 func (s *Scheduler) intake(msg *message.Message) error {
-	if msg.Metadata.Get("type") != domain.TypeNotificationRequested {
+	typ := msg.Metadata.Get("type")
+	if typ != domain.TypeNotificationRequested && typ != domain.TypeNotificationHeld {
 		return nil
 	}
 	id, ok := strings.CutPrefix(msg.Metadata.Get("stream"), domain.NotificationStream(""))
 	if !ok {
 		return nil
 	}
-	e, err := domain.UnmarshalEvent(domain.TypeNotificationRequested, msg.Payload)
+	e, err := domain.UnmarshalEvent(typ, msg.Payload)
 	if err != nil {
 		s.cfg.Logger.Error("scheduler intake: undecodable event skipped", "notification", id, "err", err)
 		return nil
 	}
-	req := e.(domain.NotificationRequested)
-	if req.Request.ScheduledAt == nil || !req.Request.ScheduledAt.After(req.RequestedAt) {
-		return nil // planned with the request itself
+	switch ev := e.(type) {
+	case domain.NotificationRequested:
+		if ev.Request.ScheduledAt == nil || !ev.Request.ScheduledAt.After(ev.RequestedAt) {
+			return nil // planned with the request itself
+		}
+		s.add(domain.NotificationID(id), *ev.Request.ScheduledAt)
+	case domain.NotificationHeld:
+		s.add(domain.NotificationID(id), ev.Until)
 	}
-	s.add(domain.NotificationID(id), *req.Request.ScheduledAt)
 	return nil
 }
 

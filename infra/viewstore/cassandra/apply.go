@@ -376,7 +376,7 @@ func (w *writer) workRows(c change) []stmt {
 		var due int64
 		if id == "" {
 			status, prio = string(domain.StatusScheduled), string(n.Priority())
-			due = n.ScheduledAt().UnixNano()
+			due = n.ReleaseAt().UnixNano()
 		} else {
 			ch, prio, status = string(d.Channel()), string(n.Priority()), string(d.Status())
 			if at := d.NextAttemptAt(); !at.IsZero() {

@@ -36,18 +36,11 @@ func (v *Views) ScheduledNotifications(ctx context.Context, fn func(id domain.No
 		if err := rows.Scan(&id, &snap); err != nil {
 			return 0, fmt.Errorf("read scheduled notifications: %w", err)
 		}
-		var s struct {
-			Request struct {
-				ScheduledAt *time.Time `json:"scheduled_at"`
-			} `json:"request"`
-		}
+		var s domain.NotificationSnapshot
 		if err := json.Unmarshal([]byte(snap), &s); err != nil {
 			return 0, fmt.Errorf("read scheduled notification %s: %w", id, err)
 		}
-		var due time.Time
-		if s.Request.ScheduledAt != nil {
-			due = *s.Request.ScheduledAt
-		}
+		due := domain.RestoreNotification(s).ReleaseAt()
 		if err := fn(domain.NotificationID(id), due); err != nil {
 			return 0, err
 		}

@@ -1,0 +1,243 @@
+package recipients
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"herald/domain"
+	"herald/infra/eventstore"
+)
+
+// counterPageSize is how many $all events a catch-up reads per call.
+const counterPageSize = 1024
+
+// pruneEvery is how far the newest send time must move before the window
+// is pruned again: pruning walks every recipient, so it is not done per
+// event.
+const pruneEvery = time.Minute
+
+// SendCounterOptions configure a SendCounter.
+type SendCounterOptions struct {
+	// From is the $all position after which the counter starts reading.
+	// Zero reads the whole log, which is right for a fresh process: sends
+	// older than Retention are read and dropped.
+	From eventstore.Position
+	// Retention is how long a send is remembered, measured back from the
+	// newest send seen. Zero means domain.MaxFrequencyWindow, the longest
+	// window a cap can have (a local day is shorter).
+	Retention time.Duration
+}
+
+// SendCounter counts, per recipient and category, the notifications
+// recently sent, for frequency caps: the sentInWindow argument of
+// domain.PlanForRecipient. It follows the $all log: a notification whose
+// request carries a recipient ID counts once, at the PlannedAt of its
+// first DeliveryPlanned (however many channels it went to); a notification
+// whose every channel was suppressed, or that was cancelled or expired
+// before it was planned, does not count. Resends do not count either: an
+// operator repeating a delivery is not a new notification.
+//
+// It is eventually consistent. Count sees what the counter has applied,
+// which lags the log by the time Run takes to read it (or is current as of
+// the last CatchUp). Concurrent sends to one recipient are decided before
+// any of them is counted, so a burst can exceed a cap by the number of
+// sends in flight at once; caps are a courtesy to the recipient, not a
+// hard limit. Memory holds one entry per counted send within Retention and
+// one per requested notification not yet planned (scheduled ones).
+//
+// Safe for concurrent use.
+type SendCounter struct {
+	store     eventstore.Store
+	retention time.Duration
+
+	catchUpMu sync.Mutex // one catch-up reads at a time
+
+	mu        sync.RWMutex
+	pos       eventstore.Position
+	pending   map[string]pendingSend // notification stream → who, until planned
+	sends     map[string][]sentAt    // recipient ID → sends, roughly oldest first
+	newest    time.Time
+	prunedAt  time.Time
+	undecoded int
+}
+
+type pendingSend struct{ recipient, category string }
+
+type sentAt struct {
+	category string
+	at       time.Time
+}
+
+// NewSendCounter returns a counter over store that has read nothing yet;
+// call Run (or CatchUp) to fill it. It refuses a nil store and a negative
+// retention.
+func NewSendCounter(store eventstore.Store, opt SendCounterOptions) (*SendCounter, error) {
+	switch {
+	case store == nil:
+		return nil, fmt.Errorf("new send counter: nil Store")
+	case opt.Retention < 0:
+		return nil, fmt.Errorf("new send counter: negative Retention")
+	case opt.Retention == 0:
+		opt.Retention = domain.MaxFrequencyWindow
+	}
+	return &SendCounter{
+		store: store, retention: opt.Retention, pos: opt.From,
+		pending: map[string]pendingSend{}, sends: map[string][]sentAt{},
+	}, nil
+}
+
+// Count returns how many notifications of category the recipient was sent
+// at or after since, as far as the counter has read the log.
+// domain.AnyCategory counts every category. Sends older than Retention
+// have been forgotten, so a since further back undercounts.
+func (c *SendCounter) Count(recipient, category string, since time.Time) int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	n := 0
+	for _, s := range c.sends[recipient] {
+		if (category == domain.AnyCategory || s.category == category) && !s.at.Before(since) {
+			n++
+		}
+	}
+	return n
+}
+
+// SentInWindow returns Count bound to recipient, in the shape
+// domain.PlanForRecipient takes.
+func (c *SendCounter) SentInWindow(recipient string) func(category string, since time.Time) int {
+	return func(category string, since time.Time) int { return c.Count(recipient, category, since) }
+}
+
+// Position returns the $all position the counter has applied up to.
+func (c *SendCounter) Position() eventstore.Position {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.pos
+}
+
+// Undecoded returns how many relevant events could not be decoded and were
+// skipped.
+func (c *SendCounter) Undecoded() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.undecoded
+}
+
+// Run follows the log from the counter's position, live, until ctx ends
+// (then it returns nil) or reading fails. Run it once, in its own
+// goroutine.
+func (c *SendCounter) Run(ctx context.Context) error {
+	sub, err := c.store.Subscribe(ctx, c.Position())
+	if err != nil {
+		return fmt.Errorf("send counter: subscribe: %w", err)
+	}
+	defer sub.Close()
+	for {
+		recs, err := sub.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("send counter: follow: %w", err)
+		}
+		c.apply(recs)
+	}
+}
+
+// CatchUp applies everything committed up to the log's head at the time
+// of the call. A caller that needs the count to include its own earlier
+// sends calls it first; it may run alongside Run (each event counts once).
+func (c *SendCounter) CatchUp(ctx context.Context) error {
+	c.catchUpMu.Lock()
+	defer c.catchUpMu.Unlock()
+	head, err := c.store.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("send counter: head: %w", err)
+	}
+	for pos := c.Position(); pos < head; pos = c.Position() {
+		recs, err := c.store.ReadAll(ctx, pos, counterPageSize)
+		if err != nil {
+			return fmt.Errorf("send counter: read $all after %d: %w", pos, err)
+		}
+		if len(recs) == 0 {
+			return nil
+		}
+		c.apply(recs)
+	}
+	return nil
+}
+
+// apply folds recs (in commit order) into the counter, skipping what is at
+// or below the position already applied.
+func (c *SendCounter) apply(recs []eventstore.RecordedEvent) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, rec := range recs {
+		if rec.Position <= c.pos {
+			continue
+		}
+		c.pos = rec.Position
+		if !strings.HasPrefix(rec.Stream, "notification-") {
+			continue
+		}
+		switch rec.Type {
+		case domain.TypeNotificationRequested, domain.TypeDeliveryPlanned, domain.TypeDeliverySuppressed,
+			domain.TypeNotificationCancelled, domain.TypeNotificationExpired:
+		default:
+			continue
+		}
+		e, err := domain.UnmarshalEvent(rec.Type, rec.Data)
+		if err != nil {
+			c.undecoded++
+			continue
+		}
+		switch ev := e.(type) {
+		case domain.NotificationRequested:
+			if id := ev.Request.Recipient.ID; id != "" {
+				c.pending[rec.Stream] = pendingSend{recipient: id, category: ev.Request.Category}
+			}
+		case domain.DeliveryPlanned:
+			// Only the first plan of a notification finds it pending; its
+			// other channels, planned in the same append, find nothing.
+			p, ok := c.pending[rec.Stream]
+			if !ok {
+				continue
+			}
+			delete(c.pending, rec.Stream)
+			c.sends[p.recipient] = append(c.sends[p.recipient], sentAt{category: p.category, at: ev.PlannedAt})
+			if ev.PlannedAt.After(c.newest) {
+				c.newest = ev.PlannedAt
+			}
+		case domain.DeliverySuppressed, domain.NotificationCancelled, domain.NotificationExpired:
+			// The domain appends plans before suppressions, so a
+			// suppression finding the notification still pending means
+			// nothing was planned: it was never sent.
+			delete(c.pending, rec.Stream)
+		}
+	}
+	if c.newest.Sub(c.prunedAt) >= pruneEvery {
+		c.prune()
+	}
+}
+
+// prune forgets sends older than the retention before the newest send.
+func (c *SendCounter) prune() {
+	cutoff := c.newest.Add(-c.retention)
+	for id, list := range c.sends {
+		kept := list[:0]
+		for _, s := range list {
+			if !s.at.Before(cutoff) {
+				kept = append(kept, s)
+			}
+		}
+		if len(kept) == 0 {
+			delete(c.sends, id)
+		} else {
+			c.sends[id] = kept
+		}
+	}
+	c.prunedAt = c.newest
+}
