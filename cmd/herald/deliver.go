@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 	"herald/adapters/webpush"
 	"herald/adapters/wecom"
 	"herald/commands"
+	"herald/commands/recipients"
 	"herald/domain"
 	"herald/infra/config"
 	"herald/infra/eventstore"
@@ -36,8 +38,8 @@ const dispatcherGroup = "dispatcher"
 // newDispatcher builds the dispatcher with a sender for every channel whose
 // provider is configured. Channels left out keep their deliveries planned,
 // durably, until a process that has them runs; the log says which.
-func newDispatcher(cfg config.Serve, events eventstore.Store, attempts *commands.AttemptHandler, backlog dispatcher.Backlog, renderer dispatcher.Renderer, reg prometheus.Registerer, log *slog.Logger) (*dispatcher.Dispatcher, error) {
-	senders, missing, err := channelSenders(cfg, log)
+func newDispatcher(cfg config.Serve, events eventstore.Store, attempts *commands.AttemptHandler, backlog dispatcher.Backlog, renderer dispatcher.Renderer, people *recipients.Service, reg prometheus.Registerer, log *slog.Logger) (*dispatcher.Dispatcher, error) {
+	senders, missing, err := channelSenders(cfg, people, log)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +79,7 @@ func followNotifications(events eventstore.Store, group string) func(context.Con
 
 // channelSenders builds the configured senders and names the channels left
 // without one.
-func channelSenders(cfg config.Serve, log *slog.Logger) (map[domain.Channel]channel.Sender, []string, error) {
+func channelSenders(cfg config.Serve, people *recipients.Service, log *slog.Logger) (map[domain.Channel]channel.Sender, []string, error) {
 	d := cfg.Delivery
 	client := channel.NewHTTPClient(channel.HTTPOptions{AllowHosts: cfg.WebhookAllowHosts, MaxConnsPerHost: d.Concurrency})
 	out := map[domain.Channel]channel.Sender{domain.ChannelInApp: inapp.Sender{}}
@@ -120,11 +122,16 @@ func channelSenders(cfg config.Serve, log *slog.Logger) (map[domain.Channel]chan
 	if err != nil {
 		errs = append(errs, fmt.Errorf("webpush: %w", err))
 	} else {
-		// Subscriptions arrive with recipient profiles (not built yet):
-		// until then every web push delivery fails, saying why.
+		// Browsers' subscriptions are kept on the recipient's profile; a
+		// push service's 404/410 records that one expired.
 		wp, err := webpush.New(webpush.Config{
-			Subscriptions: &webpush.MemorySubscriptions{}, VAPIDPublicKey: pub, VAPIDPrivateKey: priv,
+			Subscriptions: pushSubscriptions{people}, VAPIDPublicKey: pub, VAPIDPrivateKey: priv,
 			Subject: d.VAPIDSubject, HTTPClient: client,
+			OnExpired: func(ctx context.Context, recipient string, s webpush.Subscription) {
+				if err := people.MarkSubscriptionExpired(ctx, recipient, s.Endpoint); err != nil {
+					log.Warn("web push subscription expiry not recorded", "recipient", recipient, "err", err)
+				}
+			},
 		})
 		add(domain.ChannelWebPush, wp, err)
 	}
@@ -135,6 +142,46 @@ func channelSenders(cfg config.Serve, log *slog.Logger) (map[domain.Channel]chan
 		}
 	}
 	return out, missing, errors.Join(errs...)
+}
+
+// pushSubscriptions reads web push subscriptions from recipient profiles.
+type pushSubscriptions struct{ people *recipients.Service }
+
+func (p pushSubscriptions) Subscriptions(ctx context.Context, recipientID string) ([]webpush.Subscription, error) {
+	subs, err := p.people.WebPushSubscriptions(ctx, recipientID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]webpush.Subscription, len(subs))
+	for i, s := range subs {
+		out[i] = webpush.Subscription{Endpoint: s.Endpoint, P256dh: s.P256dh, Auth: s.Auth}
+	}
+	return out, nil
+}
+
+// unsubscribeSecret returns the key that signs unsubscribe links, created
+// on first start and kept (mode 0600) in the data folder: the processes
+// sharing it agree, and links keep working across restarts.
+func unsubscribeSecret(dataDir string) ([]byte, error) {
+	path := filepath.Join(dataDir, "unsubscribe.key")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if len(b) < recipients.MinUnsubscribeSecretLen {
+			return nil, fmt.Errorf("read %s: shorter than %d bytes", path, recipients.MinUnsubscribeSecretLen)
+		}
+		return b, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	b = make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return nil, err
+	}
+	return b, os.WriteFile(path, b, 0o600)
 }
 
 // vapidKeys returns the server's web push key pair, created on first start

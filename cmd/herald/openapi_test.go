@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"herald/commands"
+	"herald/commands/recipients"
 	"herald/commands/templates"
 	"herald/readapi/livefeed"
 	"log/slog"
@@ -58,7 +59,11 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := newApp(config.Serve{}, events, handlers, tmpl, views, runner, hub, metrics.New(), time.Now, slog.New(slog.DiscardHandler))
+	people, err := recipients.NewService(recipients.Deps{Store: events, Clock: time.Now, NewID: commands.UUIDv7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newApp(config.Serve{}, events, handlers, tmpl, people, views, runner, hub, metrics.New(), time.Now, slog.New(slog.DiscardHandler))
 	srv := httpserver.New(slog.New(slog.DiscardHandler), nil)
 	a.mount(srv.Router())
 

@@ -16,6 +16,7 @@ import (
 	"herald/adapters/dispatcher"
 	"herald/adapters/scheduler"
 	"herald/commands"
+	"herald/commands/recipients"
 	"herald/commands/templates"
 	"herald/infra/config"
 	"herald/infra/eventstore"
@@ -97,10 +98,27 @@ func runRoles(ctx context.Context, roles role, args []string, stdout, stderr io.
 	if err != nil {
 		return errors.Join(err, closeStores())
 	}
+	secret, err := unsubscribeSecret(cfg.DataDir)
+	if err != nil {
+		return errors.Join(err, closeStores())
+	}
+	people, err := recipients.NewService(recipients.Deps{
+		Store: events, Clock: clock, NewID: commands.UUIDv7, UnsubscribeSecret: secret, PublicURL: cfg.Delivery.PublicURL,
+	})
+	if err != nil {
+		return errors.Join(err, closeStores())
+	}
+	// Frequency caps count the sends in the log, so the processes that
+	// plan (api, schedule) follow it.
+	counter, err := recipients.NewSendCounter(events, recipients.SendCounterOptions{})
+	if err != nil {
+		return errors.Join(err, closeStores())
+	}
 	// One set of handlers for the API, the dispatcher and the scheduler:
 	// they share the handlers' state cache.
 	handlers, err := commands.NewHandlers(commands.Deps{
 		Store: events, Clock: clock, NewID: commands.UUIDv7, Templates: tmpl,
+		Planner: recipients.NewPlanner(people, counter),
 	})
 	if err != nil {
 		return errors.Join(err, closeStores())
@@ -133,6 +151,9 @@ func runRoles(ctx context.Context, roles role, args []string, stdout, stderr io.
 			return err
 		})
 	}
+	if roles&(roleAPI|roleSchedule) != 0 {
+		start(counter.Run, false)
+	}
 	if roles&roleProject != 0 {
 		// One process at a time writes the views: the others stand by
 		// until its lease expires (it died) or it gives the lease up.
@@ -148,7 +169,7 @@ func runRoles(ctx context.Context, roles role, args []string, stdout, stderr io.
 		backlog, err := deliveryBacklog(views)
 		var d *dispatcher.Dispatcher
 		if err == nil {
-			d, err = newDispatcher(cfg, events, handlers.Attempts, backlog, tmpl, m.Registry, log)
+			d, err = newDispatcher(cfg, events, handlers.Attempts, backlog, tmpl, people, m.Registry, log)
 		}
 		if err != nil {
 			return errors.Join(fmt.Errorf("deliver: %w", err), stopAll(), closeStores())
@@ -187,7 +208,7 @@ func runRoles(ctx context.Context, roles role, args []string, stdout, stderr io.
 		}
 		start(hub.Run, false)
 		start(tmpl.Run, false) // the template list's index
-		newApp(cfg, events, handlers, tmpl, views, runner, hub, m, time.Now, log).mount(srv.Router())
+		newApp(cfg, events, handlers, tmpl, people, views, runner, hub, m, time.Now, log).mount(srv.Router())
 	} else {
 		srv.Router().Method("GET", "/metrics", m.Handler())
 	}
@@ -209,6 +230,7 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 
 // app is the HTTP surface wired to its handlers.
 type app struct {
+	recipients  http.Handler
 	templates   http.Handler
 	smsReceipts http.Handler
 	auth        *httpserver.Authenticator
@@ -218,10 +240,11 @@ type app struct {
 	metrics     *metrics.Metrics
 }
 
-func newApp(cfg config.Serve, events eventstore.Store, handlers commands.Handlers, tmpl *templates.Service, views viewEngine, runner *projections.Runner, hub *livefeed.Hub, m *metrics.Metrics, clock func() time.Time, log *slog.Logger) *app {
+func newApp(cfg config.Serve, events eventstore.Store, handlers commands.Handlers, tmpl *templates.Service, people *recipients.Service, views viewEngine, runner *projections.Runner, hub *livefeed.Hub, m *metrics.Metrics, clock func() time.Time, log *slog.Logger) *app {
 	auth := httpserver.NewAuthenticator(cfg.APIKeys, httpserver.Deny)
 	cmds := commands.NewHTTP(handlers, commands.HTTPOptions{Actor: keyName})
 	return &app{
+		recipients:  recipients.NewHTTP(people, recipients.Options{Actor: keyName}),
 		templates:   templates.NewHTTP(tmpl, templates.Options{Actor: keyName}),
 		smsReceipts: smsReceipts(cfg.Delivery, handlers.RecordReceipt, auth.Require(config.ScopeSend)(ownRouting(cmds)), log),
 		live:        livefeed.Handler(hub),
@@ -276,6 +299,13 @@ func (a *app) routes() []route {
 		{"GET", "/v1/notifications/{id}/events", read, a.reads},
 		{"GET", "/v1/recipients/{id}/inbox", read, a.reads},
 		{"GET", "/v1/recipients/{id}/stream", read, direct{a.live}},
+		{"PUT", "/v1/recipients/{id}", send, a.recipients},
+		{"GET", "/v1/recipients/{id}", read, a.recipients},
+		{"PUT", "/v1/recipients/{id}/preferences", send, a.recipients},
+		{"GET", "/v1/recipients/{id}/preferences", read, a.recipients},
+		{"POST", "/v1/recipients/{id}/webpush-subscriptions", send, a.recipients},
+		{"GET", "/v1/unsubscribe", "", a.recipients},  // the link in a message: signed, no key
+		{"POST", "/v1/unsubscribe", "", a.recipients}, // the page's button and one-click unsubscribe
 		{"POST", "/v1/templates", admin, a.templates},
 		{"GET", "/v1/templates", read, a.templates},
 		{"GET", "/v1/templates/{id}", read, a.templates},
