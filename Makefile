@@ -32,9 +32,11 @@ cassandra:
 	bash scripts/cassandra.sh start
 	@echo "Cassandra keeps running; make test will use it. Stop it with: bash scripts/cassandra.sh stop"
 
-## bench: figures for this machine (medians of 3 runs)
+## bench: figures for this machine (medians of 3 runs); Cassandra runs only
+## for the projection suite, so it does not take cores from the others
 bench: build
-	./$(BIN) bench
+	./$(BIN) bench eventstore api delivery
+	bash scripts/cassandra.sh run -- ./$(BIN) bench projection
 
 ## lint: formatting and vet
 lint:

@@ -11,12 +11,15 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"sort"
+	"strings"
 	"time"
 
 	"herald/commands"
 	"herald/domain"
 	"herald/infra/benchmark"
+	"herald/infra/eventstore"
 	"herald/infra/eventstore/sqlite"
+	"herald/infra/viewstore/cassandra"
 	viewsqlite "herald/infra/viewstore/sqlite"
 	"herald/projections"
 )
@@ -78,6 +81,9 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			err = benchAPI(ctx, *dir, *runs, time.Duration(*seconds)*time.Second, stdout, stderr)
 		case "projection":
 			err = benchProjection(ctx, *dir, *runs, stdout, stderr)
+			if err == nil {
+				err = benchProjectionCassandra(ctx, *dir, *runs, stdout, stderr)
+			}
 		case "delivery":
 			err = benchDelivery(ctx, *dir, *runs, time.Duration(*seconds)*time.Second, stdout, stderr)
 			if err == nil {
@@ -198,17 +204,75 @@ func startInProcess(ctx context.Context, args []string, stderr io.Writer) (strin
 // from position zero with every projection running — the work of a full
 // rebuild.
 func benchProjection(ctx context.Context, dir string, runs int, stdout, stderr io.Writer) error {
-	logPath := filepath.Join(dir, "projection-events.db")
-	events, err := sqlite.Open(ctx, logPath, sqlite.Options{})
+	events, head, err := projectionLog(ctx, filepath.Join(dir, "projection-events.db"), 100)
 	if err != nil {
 		return err
 	}
 	defer events.Close()
-	batch, err := commands.NewSendBatchHandler(commands.Deps{Store: events, Clock: time.Now, NewID: commands.UUIDv7})
+	eps, err := measureRebuilds(ctx, events, head, runs, "projection_rebuild", stderr, func(r int) (projections.Store, func() error, error) {
+		v, err := viewsqlite.Open(ctx, filepath.Join(dir, fmt.Sprintf("projection-views-%d.db", r)), viewsqlite.Options{})
+		if err != nil {
+			return nil, nil, err
+		}
+		return v, v.Close, nil
+	})
 	if err != nil {
 		return err
 	}
-	for i := 0; i < 100; i++ {
+	fmt.Fprintf(stdout, "bench projection_rebuild events_per_sec=%.0f\n", eps)
+	return nil
+}
+
+// benchProjectionCassandra is benchProjection on the Cassandra view store
+// named by HERALD_CASSANDRA_HOSTS (make bench starts one), each run into a
+// fresh keyspace, with Cassandra sharing the machine's cores.
+func benchProjectionCassandra(ctx context.Context, dir string, runs int, stdout, stderr io.Writer) error {
+	hosts := os.Getenv("HERALD_CASSANDRA_HOSTS")
+	if hosts == "" {
+		fmt.Fprintln(stdout, "bench projection_rebuild_cassandra skipped: HERALD_CASSANDRA_HOSTS is not set (make bench starts Cassandra when Java 17 and Maven are here)")
+		return nil
+	}
+	events, head, err := projectionLog(ctx, filepath.Join(dir, "projection-cassandra-events.db"), 20)
+	if err != nil {
+		return err
+	}
+	defer events.Close()
+	session, err := cassandra.NewCluster(strings.Split(hosts, ",")...).CreateSession()
+	if err != nil {
+		return fmt.Errorf("bench: connect to cassandra %s: %w", hosts, err)
+	}
+	defer session.Close()
+	eps, err := measureRebuilds(ctx, events, head, runs, "projection_rebuild_cassandra", stderr, func(r int) (projections.Store, func() error, error) {
+		ks := fmt.Sprintf("herald_bench_%d_%d", time.Now().Unix()%100000, r)
+		if err := cassandra.Migrate(ctx, session, cassandra.MigrateOptions{Keyspace: ks}); err != nil {
+			return nil, nil, err
+		}
+		v, err := cassandra.Open(ctx, session, cassandra.Options{Keyspace: ks})
+		if err != nil {
+			return nil, nil, err
+		}
+		return v, func() error { return session.Query(`DROP KEYSPACE IF EXISTS ` + ks).Exec() }, nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "bench projection_rebuild_cassandra events_per_sec=%.0f\n", eps)
+	return nil
+}
+
+// projectionLog fills a log with thousands×1,000 notifications (email and
+// in-app, three categories) through the real command handlers.
+func projectionLog(ctx context.Context, logPath string, thousands int) (*sqlite.Store, eventstore.Position, error) {
+	_ = os.Remove(logPath)
+	events, err := sqlite.Open(ctx, logPath, sqlite.Options{})
+	if err != nil {
+		return nil, 0, err
+	}
+	batch, err := commands.NewSendBatchHandler(commands.Deps{Store: events, Clock: time.Now, NewID: commands.UUIDv7})
+	if err != nil {
+		return nil, 0, errors.Join(err, events.Close())
+	}
+	for i := 0; i < thousands; i++ {
 		items := make([]commands.BatchItem, 1000)
 		for j := range items {
 			n := i*1000 + j
@@ -221,27 +285,34 @@ func benchProjection(ctx context.Context, dir string, runs int, stdout, stderr i
 		}
 		res, err := batch.Handle(ctx, commands.SendBatch{Origin: commands.Origin{Actor: "bench"}, Items: items})
 		if err != nil {
-			return err
+			return nil, 0, errors.Join(err, events.Close())
 		}
 		for _, it := range res.Items {
 			if it.Err != nil {
-				return fmt.Errorf("bench: filling the log: %w", it.Err)
+				return nil, 0, errors.Join(fmt.Errorf("bench: filling the log: %w", it.Err), events.Close())
 			}
 		}
 	}
 	head, err := events.Head(ctx)
 	if err != nil {
-		return err
+		return nil, 0, errors.Join(err, events.Close())
 	}
+	return events, head, nil
+}
+
+// measureRebuilds times, runs times, every projection catching up from
+// position zero into fresh views, and returns the median events/s.
+func measureRebuilds(ctx context.Context, events eventstore.Store, head eventstore.Position, runs int, name string, stderr io.Writer,
+	open func(run int) (projections.Store, func() error, error)) (float64, error) {
 	var figs []float64
 	for r := 0; r < runs; r++ {
-		views, err := viewsqlite.Open(ctx, filepath.Join(dir, fmt.Sprintf("projection-views-%d.db", r)), viewsqlite.Options{})
+		views, closeViews, err := open(r)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		runner, err := projections.NewRunner(events, views, projections.RunnerOptions{})
 		if err != nil {
-			return errors.Join(err, views.Close())
+			return 0, errors.Join(err, closeViews())
 		}
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
@@ -252,7 +323,7 @@ func benchProjection(ctx context.Context, dir string, runs int, stdout, stderr i
 			if err != nil {
 				cancel()
 				<-done
-				return errors.Join(err, views.Close())
+				return 0, errors.Join(err, closeViews())
 			}
 			caughtUp = true
 			for _, st := range sts {
@@ -267,16 +338,15 @@ func benchProjection(ctx context.Context, dir string, runs int, stdout, stderr i
 		elapsed := time.Since(start)
 		cancel()
 		<-done
-		if err := views.Close(); err != nil {
-			return err
+		if err := closeViews(); err != nil {
+			return 0, err
 		}
 		eps := float64(head) / elapsed.Seconds()
-		fmt.Fprintf(stderr, "run %d bench projection_rebuild events=%d projections=%d seconds=%.2f events_per_sec=%.0f\n", r+1, head, len(projections.Names()), elapsed.Seconds(), eps)
+		fmt.Fprintf(stderr, "run %d bench %s events=%d projections=%d seconds=%.2f events_per_sec=%.0f\n", r+1, name, head, len(projections.Names()), elapsed.Seconds(), eps)
 		figs = append(figs, eps)
 	}
 	sort.Float64s(figs)
-	fmt.Fprintf(stdout, "bench projection_rebuild events_per_sec=%.0f\n", figs[len(figs)/2])
-	return nil
+	return figs[len(figs)/2], nil
 }
 
 // benchDelivery measures accept → delivered at a local webhook sink →
