@@ -91,3 +91,40 @@ func streamTypes(t *testing.T, store *sqlite.Store, id domain.NotificationID) []
 	}
 	return out
 }
+
+// A batch item repeating an Idempotency-Key is judged against the
+// original, not revalidated: the original's expires_at may have passed.
+func TestBatchRepeatAfterExpiryReturnsTheOriginal(t *testing.T) {
+	t.Parallel()
+	store, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "events.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	now := testNow
+	h, err := commands.NewHandlers(commands.Deps{Store: store, Clock: func() time.Time { return now }, NewID: commands.UUIDv7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expires := testNow.Add(time.Hour)
+	item := commands.BatchItem{IdempotencyKey: "order-17", Request: domain.NotificationRequest{
+		Recipient: domain.Recipient{ID: "u1", Email: "a@example.com"}, Channels: []domain.Channel{domain.ChannelEmail},
+		Content: &domain.Content{Body: "soon"}, ExpiresAt: &expires,
+	}}
+	first, err := h.SendBatch.Handle(t.Context(), commands.SendBatch{Items: []commands.BatchItem{item}})
+	if err != nil || first.Items[0].Err != nil || !first.Items[0].Created {
+		t.Fatalf("first = %+v, %v", first.Items, err)
+	}
+	now = expires.Add(time.Hour)
+	again, err := h.SendBatch.Handle(t.Context(), commands.SendBatch{Items: []commands.BatchItem{item}})
+	if err != nil || again.Items[0].Err != nil || again.Items[0].Created || again.Items[0].ID != first.Items[0].ID {
+		t.Fatalf("repeat after expiry = %+v, %v; want the original, not created", again.Items, err)
+	}
+	fresh := item
+	fresh.IdempotencyKey = "order-18"
+	late, err := h.SendBatch.Handle(t.Context(), commands.SendBatch{Items: []commands.BatchItem{fresh}})
+	var ve *domain.ValidationError
+	if err != nil || !errors.As(late.Items[0].Err, &ve) {
+		t.Fatalf("a new item already expired = %+v, %v; want a validation error", late.Items, err)
+	}
+}

@@ -101,6 +101,7 @@ func (h *SendBatchHandler) Handle(ctx context.Context, cmd SendBatch) (SendBatch
 	var reqs []eventstore.AppendRequest
 	var pending []pendingItem
 	firstWithID := map[domain.NotificationID]int{}
+	var exists []int // items whose stream may already be there
 	var repeats []int // items whose ID another item of this batch already uses
 
 	for i, item := range cmd.Items {
@@ -132,6 +133,13 @@ func (h *SendBatchHandler) Handle(ctx context.Context, cmd SendBatch) (SendBatch
 		}
 		events, err := decideSend(domain.Notification{}, id, req, item.IdempotencyKey, now, plan)
 		if err != nil {
+			if item.IdempotencyKey != "" {
+				// Perhaps a repeat: judged against the original, as a
+				// single send is, not revalidated (its expires_at may
+				// have passed since it was accepted).
+				exists = append(exists, i)
+				continue
+			}
 			r.Err = err
 			continue
 		}
@@ -146,7 +154,6 @@ func (h *SendBatchHandler) Handle(ctx context.Context, cmd SendBatch) (SendBatch
 		pending = append(pending, pendingItem{index: i, events: events})
 	}
 
-	var exists []int // items whose stream was already there
 	if len(reqs) > 0 {
 		_, errs := x.store.AppendMany(ctx, reqs)
 		for k, p := range pending {
