@@ -101,7 +101,7 @@ func (h *SendBatchHandler) Handle(ctx context.Context, cmd SendBatch) (SendBatch
 	var reqs []eventstore.AppendRequest
 	var pending []pendingItem
 	firstWithID := map[domain.NotificationID]int{}
-	var exists []int // items whose stream may already be there
+	var exists []int  // items whose stream may already be there
 	var repeats []int // items whose ID another item of this batch already uses
 
 	for i, item := range cmd.Items {
