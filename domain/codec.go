@@ -138,6 +138,36 @@ func newEvent(eventType string) (func([]byte) (Event, error), bool) {
 		return decodeAs[WebPushSubscriptionAdded], true
 	case TypeWebPushSubscriptionExpired:
 		return decodeAs[WebPushSubscriptionExpired], true
+	case TypeGroupCreated:
+		return decodeAs[GroupCreated], true
+	case TypeGroupMembersAdded:
+		return decodeAs[GroupMembersAdded], true
+	case TypeGroupMembersRemoved:
+		return decodeAs[GroupMembersRemoved], true
+	case TypeGroupArchived:
+		return decodeAs[GroupArchived], true
+	case TypeBatchRequested:
+		return decodeAs[BatchRequested], true
+	case TypeBatchAwaitingApproval:
+		return decodeAs[BatchAwaitingApproval], true
+	case TypeBatchApproved:
+		return decodeAs[BatchApproved], true
+	case TypeBatchRejected:
+		return decodeAs[BatchRejected], true
+	case TypeFanOutProgressed:
+		return decodeAs[FanOutProgressed], true
+	case TypeBatchCompleted:
+		return decodeAs[BatchCompleted], true
+	case TypeScheduleCreated:
+		return decodeAs[ScheduleCreated], true
+	case TypeSchedulePaused:
+		return decodeAs[SchedulePaused], true
+	case TypeScheduleResumed:
+		return decodeAs[ScheduleResumed], true
+	case TypeScheduleDeleted:
+		return decodeAs[ScheduleDeleted], true
+	case TypeScheduleFired:
+		return decodeAs[ScheduleFired], true
 	}
 	return nil, false
 }

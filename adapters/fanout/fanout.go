@@ -1,0 +1,258 @@
+package fanout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"herald/domain"
+	"herald/infra/eventstore"
+)
+
+// Item is one notification to create: the request for RecipientID, with
+// the idempotency key that makes creating it twice impossible.
+type Item struct {
+	RecipientID    string
+	Request        domain.NotificationRequest
+	IdempotencyKey string
+}
+
+// ItemResult is the fate of one item: the notification's ID, or Err when
+// the item was refused (a permanent, per-item failure such as an invalid
+// request). A repeat of an earlier item is a success with the original ID.
+type ItemResult struct {
+	NotificationID string
+	Err            error
+}
+
+// Sender creates notifications. SendBatch returns one result per item, in
+// order; an error means the call as a whole failed (the log unavailable)
+// and is retried. commands.SendBatchHandler, adapted, is the production
+// Sender.
+type Sender interface {
+	SendBatch(ctx context.Context, items []Item) ([]ItemResult, error)
+}
+
+// Ledger is the batch and group side the engine reads and records
+// progress through; *groups.Service.
+type Ledger interface {
+	Batch(ctx context.Context, id domain.BatchID) (domain.Batch, error)
+	GroupAt(ctx context.Context, id domain.GroupID, version int) (domain.Group, error)
+	RecordProgress(ctx context.Context, actor string, id domain.BatchID, done, failed int) (domain.Batch, error)
+	CompleteBatch(ctx context.Context, actor string, id domain.BatchID) (domain.Batch, error)
+}
+
+// DefaultChunkSize is how many items go to the Sender at once when Config
+// leaves it zero.
+const DefaultChunkSize = 1000
+
+// Config configures an Engine. Store, Ledger and Sender are required.
+type Config struct {
+	Store  eventstore.Store
+	Ledger Ledger
+	Sender Sender
+	// ChunkSize is the items per SendBatch call and per FanOutProgressed.
+	ChunkSize int
+	// Workers is how many batches fan out at once; default 2.
+	Workers int
+	// Actor is recorded on the progress events; default "fanout".
+	Actor string
+	// RetryDelay is the wait after a failed chunk; default 1 s.
+	RetryDelay time.Duration
+	Logger     *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.ChunkSize <= 0 {
+		c.ChunkSize = DefaultChunkSize
+	}
+	if c.Workers <= 0 {
+		c.Workers = 2
+	}
+	if c.Actor == "" {
+		c.Actor = "fanout"
+	}
+	if c.RetryDelay <= 0 {
+		c.RetryDelay = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports every missing dependency.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Store == nil {
+		errs = append(errs, errors.New("nil Store"))
+	}
+	if c.Ledger == nil {
+		errs = append(errs, errors.New("nil Ledger"))
+	}
+	if c.Sender == nil {
+		errs = append(errs, errors.New("nil Sender"))
+	}
+	return errors.Join(errs...)
+}
+
+// Engine is the fan-out role. Run it once per process.
+type Engine struct {
+	cfg Config
+
+	mu     sync.Mutex
+	queued map[domain.BatchID]bool
+	queue  chan domain.BatchID
+}
+
+// New returns an Engine, or an error naming every missing dependency.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("new fan-out engine: %w", err)
+	}
+	cfg.setDefaults()
+	return &Engine{cfg: cfg, queued: map[domain.BatchID]bool{}, queue: make(chan domain.BatchID, 1024)}, nil
+}
+
+// Plan returns the items for recipients[from:to] of batch b. It is the
+// engine's per-chunk planning, exported for benchmarks and tests.
+func Plan(b domain.Batch, recipients []string, from, to int) []Item {
+	items := make([]Item, 0, to-from)
+	for _, r := range recipients[from:to] {
+		items = append(items, Item{RecipientID: r, Request: b.MemberRequest(r), IdempotencyKey: domain.BatchItemKey(b.ID(), r)})
+	}
+	return items
+}
+
+// Run follows the log and fans out batches until ctx ends; a chunk under
+// way when ctx ends is abandoned without recording progress (it is redone,
+// harmlessly, next time). ready, when not nil, is closed once the log
+// is followed. It returns nil when ctx ends.
+func (e *Engine) Run(ctx context.Context, ready chan<- struct{}) error {
+	sub, err := e.cfg.Store.Subscribe(ctx, 0)
+	if err != nil {
+		return fmt.Errorf("fan-out: follow the log: %w", err)
+	}
+	defer sub.Close()
+	if ready != nil {
+		close(ready)
+	}
+	var wg sync.WaitGroup
+	for range e.cfg.Workers {
+		wg.Go(func() {
+			for {
+				select {
+				case id := <-e.queue:
+					e.run(ctx, id)
+				case <-ctx.Done():
+					return
+				}
+			}
+		})
+	}
+	defer wg.Wait()
+	for {
+		recs, err := sub.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("fan-out: follow the log: %w", err)
+		}
+		for _, rec := range recs {
+			// Requests and approvals can make a batch runnable; the worker
+			// loads the stream and decides, so this is only a hint.
+			if !strings.HasPrefix(rec.Stream, "batch-") ||
+				(rec.Type != domain.TypeBatchRequested && rec.Type != domain.TypeBatchApproved) {
+				continue
+			}
+			e.enqueue(ctx, domain.BatchID(strings.TrimPrefix(rec.Stream, "batch-")))
+		}
+	}
+}
+
+func (e *Engine) enqueue(ctx context.Context, id domain.BatchID) {
+	e.mu.Lock()
+	if e.queued[id] {
+		e.mu.Unlock()
+		return
+	}
+	e.queued[id] = true
+	e.mu.Unlock()
+	select {
+	case e.queue <- id:
+	case <-ctx.Done():
+	}
+}
+
+func (e *Engine) run(ctx context.Context, id domain.BatchID) {
+	defer func() {
+		e.mu.Lock()
+		delete(e.queued, id)
+		e.mu.Unlock()
+	}()
+	for ctx.Err() == nil {
+		err := e.fanOut(ctx, id)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		e.cfg.Logger.Error("fan-out failed; retrying", "batch", id, "err", err)
+		select {
+		case <-time.After(e.cfg.RetryDelay):
+		case <-ctx.Done():
+		}
+	}
+}
+
+// fanOut walks batch id from its cursor to the end. It returns nil when
+// the batch is done or not runnable.
+func (e *Engine) fanOut(ctx context.Context, id domain.BatchID) error {
+	b, err := e.cfg.Ledger.Batch(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !b.Runnable() {
+		return nil
+	}
+	recipients := b.Recipients()
+	if gid, version := b.Group(); gid != "" {
+		g, err := e.cfg.Ledger.GroupAt(ctx, gid, version)
+		if err != nil {
+			return err
+		}
+		recipients = g.Members()
+	}
+	if len(recipients) != b.Size() {
+		return fmt.Errorf("batch %s: %d recipients found for size %d", id, len(recipients), b.Size())
+	}
+	done, failed := b.Progress()
+	for done < len(recipients) {
+		end := min(done+e.cfg.ChunkSize, len(recipients))
+		items := Plan(b, recipients, done, end)
+		results, err := e.cfg.Sender.SendBatch(ctx, items)
+		if err != nil {
+			return fmt.Errorf("batch %s: send items %d to %d: %w", id, done, end, err)
+		}
+		if len(results) != len(items) {
+			return fmt.Errorf("batch %s: %d results for %d items", id, len(results), len(items))
+		}
+		for i, r := range results {
+			if r.Err != nil {
+				failed++
+				e.cfg.Logger.Warn("fan-out item refused", "batch", id, "recipient", items[i].RecipientID, "err", r.Err)
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if b, err = e.cfg.Ledger.RecordProgress(ctx, e.cfg.Actor, id, end, failed); err != nil {
+			return err
+		}
+		done, failed = b.Progress()
+	}
+	_, err = e.cfg.Ledger.CompleteBatch(ctx, e.cfg.Actor, id)
+	return err
+}

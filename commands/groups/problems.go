@@ -1,0 +1,170 @@
+package groups
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"herald/domain"
+	"herald/infra/eventstore"
+)
+
+// ProblemTypeBase prefixes every problem type URI; it is the one the other
+// command APIs use, so a client branches on the same names.
+const ProblemTypeBase = "https://herald.dev/problems/"
+
+// ProblemType is one entry of the catalogue of problems this API answers
+// with. Name, and hence the type URI, is stable.
+type ProblemType struct {
+	Name   string
+	Status int
+	Title  string
+}
+
+// URI returns the problem's type URI.
+func (p ProblemType) URI() string { return ProblemTypeBase + p.Name }
+
+// The catalogue. Names shared with the other command APIs mean the same
+// thing there.
+var (
+	ProblemValidationFailed     = ProblemType{"validation-failed", http.StatusUnprocessableEntity, "The request is invalid"}
+	ProblemImportFailed         = ProblemType{"import-failed", http.StatusUnprocessableEntity, "No line of the import holds a valid recipient id"}
+	ProblemMalformedJSON        = ProblemType{"malformed-json", http.StatusBadRequest, "The body is not valid JSON for this request"}
+	ProblemUnknownField         = ProblemType{"unknown-field", http.StatusBadRequest, "The body has a field this request does not know"}
+	ProblemUnsupportedMediaType = ProblemType{"unsupported-media-type", http.StatusUnsupportedMediaType, "The body's content type is not accepted here"}
+	ProblemBodyTooLarge         = ProblemType{"body-too-large", http.StatusRequestEntityTooLarge, "The body is larger than allowed"}
+	ProblemForbidden            = ProblemType{"forbidden", http.StatusForbidden, "The caller may not do this"}
+	ProblemConflict             = ProblemType{"conflict", http.StatusConflict, "The group's or batch's state does not allow this"}
+	ProblemIdempotencyConflict  = ProblemType{"idempotency-conflict", http.StatusConflict, "The Idempotency-Key was used with a different request"}
+	ProblemNotFound             = ProblemType{"not-found", http.StatusNotFound, "Not found"}
+	ProblemMethodNotAllowed     = ProblemType{"method-not-allowed", http.StatusMethodNotAllowed, "Method not allowed"}
+	ProblemContention           = ProblemType{"contention", http.StatusServiceUnavailable, "The group or batch is changing too fast; try again"}
+	ProblemUnavailable          = ProblemType{"unavailable", http.StatusServiceUnavailable, "The service cannot take the request now"}
+	ProblemInternal             = ProblemType{"internal", http.StatusInternalServerError, "Internal error"}
+)
+
+// ProblemTypes returns the whole catalogue. The slice is fresh on every
+// call.
+func ProblemTypes() []ProblemType {
+	return []ProblemType{
+		ProblemValidationFailed, ProblemImportFailed, ProblemMalformedJSON, ProblemUnknownField,
+		ProblemUnsupportedMediaType, ProblemBodyTooLarge, ProblemForbidden, ProblemConflict,
+		ProblemIdempotencyConflict, ProblemNotFound, ProblemMethodNotAllowed, ProblemContention,
+		ProblemUnavailable, ProblemInternal,
+	}
+}
+
+// Problem is an RFC 9457 problem details document. Lines is set on a
+// refused import: the line errors.
+type Problem struct {
+	Type   string              `json:"type"`
+	Title  string              `json:"title"`
+	Status int                 `json:"status"`
+	Detail string              `json:"detail,omitempty"`
+	Errors []domain.FieldError `json:"errors,omitempty"`
+	Lines  []LineError         `json:"lines,omitempty"`
+}
+
+var (
+	errUnsupportedMediaType = errors.New("unsupported content type")
+	errRouteNotFound        = errors.New("no such route")
+	errMethodNotAllowed     = errors.New("method not allowed on this route")
+)
+
+type malformedJSONError struct{ detail string }
+
+func (e *malformedJSONError) Error() string { return "malformed JSON: " + e.detail }
+
+type unknownFieldError struct{ field string }
+
+func (e *unknownFieldError) Error() string { return fmt.Sprintf("unknown field %q", e.field) }
+
+var conflicts = []error{
+	domain.ErrGroupExists, domain.ErrGroupArchived, domain.ErrGroupEmpty,
+	domain.ErrBatchNotAwaitingApproval, domain.ErrBatchRejected, domain.ErrBatchNotApproved,
+}
+
+// problemFor is the one place where errors become HTTP statuses. Only
+// errors no input can cause (a failing disk, a bug) become 500.
+func problemFor(err error) Problem {
+	var (
+		ve   *domain.ValidationError
+		mbe  *http.MaxBytesError
+		mje  *malformedJSONError
+		ufe  *unknownFieldError
+		pt   ProblemType
+		flds []domain.FieldError
+	)
+	detail := err.Error()
+	switch {
+	case errors.As(err, &mbe):
+		pt = ProblemBodyTooLarge
+		detail = fmt.Sprintf("the body must be at most %d bytes", mbe.Limit)
+	case errors.Is(err, errUnsupportedMediaType):
+		pt = ProblemUnsupportedMediaType
+	case errors.As(err, &ufe):
+		pt = ProblemUnknownField
+		flds = []domain.FieldError{{Field: ufe.field, Problem: "unknown field"}}
+	case errors.As(err, &mje):
+		pt = ProblemMalformedJSON
+	case errors.Is(err, domain.ErrGroupNotFound), errors.Is(err, domain.ErrBatchNotFound), errors.Is(err, errRouteNotFound):
+		pt = ProblemNotFound
+	case errors.As(err, &ve):
+		pt, flds = ProblemValidationFailed, ve.Fields
+		detail = fmt.Sprintf("%d invalid field(s); see errors", len(ve.Fields))
+	case errors.Is(err, domain.ErrNotAdmin):
+		pt = ProblemForbidden
+		detail = "approving or rejecting a batch requires an admin caller"
+	case errors.Is(err, domain.ErrBatchExists):
+		pt = ProblemIdempotencyConflict
+		detail = "this Idempotency-Key was first used with a different send; use a new key for a new batch"
+	case isConflict(err):
+		pt = ProblemConflict
+	case errors.Is(err, domain.ErrInvalidRequest), errors.Is(err, domain.ErrInvalidCommand):
+		pt = ProblemValidationFailed
+	case errors.Is(err, errMethodNotAllowed):
+		pt = ProblemMethodNotAllowed
+	case errors.Is(err, ErrContention):
+		pt = ProblemContention
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, eventstore.ErrClosed):
+		pt = ProblemUnavailable
+	default:
+		pt = ProblemInternal
+		detail = "" // never leak internals
+	}
+	return Problem{Type: pt.URI(), Title: pt.Title, Status: pt.Status, Detail: detail, Errors: flds}
+}
+
+func isConflict(err error) bool {
+	for _, c := range conflicts {
+		if errors.Is(err, c) {
+			return true
+		}
+	}
+	return false
+}
+
+func writeProblem(w http.ResponseWriter, p Problem) {
+	if p.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSONAs(w, "application/problem+json", p.Status, p)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	writeJSONAs(w, "application/json", status, v)
+}
+
+func writeJSONAs(w http.ResponseWriter, contentType string, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		contentType, status = "application/problem+json", http.StatusInternalServerError
+		body = []byte(`{"type":"` + ProblemInternal.URI() + `","title":"Internal error","status":500}`)
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
