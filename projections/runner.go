@@ -45,6 +45,9 @@ type Runner struct {
 	retry, maxRetry time.Duration
 	order           []string
 
+	batches BatchStore // the store as a BatchStore, or nil
+	pages   pageCache
+
 	mu      sync.Mutex
 	running context.Context // set by Run; rebuilds started by StartRebuild live in it
 }
@@ -90,6 +93,7 @@ func NewRunner(log Log, store Store, opts RunnerOptions) (*Runner, error) {
 	if r.now == nil {
 		r.now = time.Now
 	}
+	r.batches, _ = store.(BatchStore)
 	if r.retry <= 0 {
 		r.retry = 100 * time.Millisecond
 	}
@@ -132,6 +136,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		wg.Go(func() { p.loop(ctx) })
 	}
 	wg.Wait()
+	r.pages.prefetches.Wait()
 	return nil
 }
 
@@ -303,13 +308,14 @@ func (p *projector) run(ctx context.Context) error {
 // reaching atLeast.
 func (p *projector) catchUp(ctx context.Context, target string, after, atLeast eventstore.Position) (eventstore.Position, error) {
 	for {
-		evs, err := p.r.log.ReadAll(ctx, after, BatchSize)
+		b, err := p.r.pages.read(ctx, p.r.log, after)
 		if err != nil {
 			return after, err
 		}
+		evs := b.Records()
 		if len(evs) > 0 {
-			last := evs[len(evs)-1].Position
-			if err := p.r.store.Apply(ctx, target, evs, last); err != nil {
+			last := b.Last()
+			if err := p.r.apply(ctx, target, b); err != nil {
 				return after, err
 			}
 			after = last
@@ -381,12 +387,22 @@ func (p *projector) follow(ctx context.Context, cp eventstore.Position) error {
 		case err != nil:
 			return err
 		}
-		last := evs[len(evs)-1].Position
-		if err := p.r.store.Apply(ctx, p.name, evs, last); err != nil {
+		b := p.r.pages.live(cp, evs)
+		if err := p.r.apply(ctx, p.name, b); err != nil {
 			return err
 		}
-		p.advanced(p.name, last)
+		cp = b.Last()
+		p.advanced(p.name, cp)
 	}
+}
+
+// apply applies b up to its last event to target, as a Batch when the store
+// takes one.
+func (r *Runner) apply(ctx context.Context, target string, b *Batch) error {
+	if r.batches != nil {
+		return r.batches.ApplyBatch(ctx, target, b, b.Last())
+	}
+	return r.store.Apply(ctx, target, b.Records(), b.Last())
 }
 
 // swap runs on the live goroutine, so the live checkpoint stands still: it

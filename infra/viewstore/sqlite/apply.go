@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -14,133 +13,373 @@ import (
 	"herald/projections"
 )
 
-// applier applies one batch to one projection inside the batch's
-// transaction.
+// applier plans the writes of one batch to one projection. It reads the
+// projection's states through tx but only records its writes: they run
+// later, in the write transaction (runWrites). Planning can so happen on a
+// read connection, in parallel with the other projections' writes, and
+// the single writer connection is held only to write: holding it for the
+// whole apply made it the bottleneck of a catch-up (the writer was busy
+// 9.9 s of a 10.8 s run while the CPU was half idle).
 type applier struct {
 	ctx   context.Context
-	tx    *sql.Tx
+	tx    *sql.Tx // reads
 	n     names
-	stmts map[string]*sql.Stmt
+	batch *projections.Batch
+	// shared is true when the projection's checkpoint is the page's start,
+	// so it may use and leave folds in batch.
+	shared bool
+	writes []write
+	phys   map[string]string // logical statement → physical
 }
 
-// exec runs a statement written with {table} placeholders, preparing it
-// once per transaction: a batch runs the same few statements thousands of
-// times, and preparing dominated the cost before.
+// write is one planned statement, with physical table names.
+type write struct {
+	query string
+	args  []any
+}
+
+// exec plans a statement written with {table} placeholders.
 func (a *applier) exec(query string, args ...any) error {
-	st, err := a.stmt(query)
-	if err != nil {
-		return err
-	}
-	_, err = st.ExecContext(a.ctx, args...)
-	return err
+	a.writes = append(a.writes, write{a.physical(query), args})
+	return nil
 }
 
-func (a *applier) stmt(query string) (*sql.Stmt, error) {
-	if st, ok := a.stmts[query]; ok {
-		return st, nil
+func (a *applier) physical(query string) string {
+	if q, ok := a.phys[query]; ok {
+		return q
 	}
-	st, err := a.tx.PrepareContext(a.ctx, a.n.q(query))
-	if err != nil {
+	if a.phys == nil {
+		a.phys = map[string]string{}
+	}
+	q := a.n.q(query)
+	a.phys[query] = q
+	return q
+}
+
+// plan returns the writes that apply events to projection p (or its
+// shadow) holding checkpoint cur, reading its states through tx.
+func plan(ctx context.Context, tx *sql.Tx, p string, shadow bool, batch *projections.Batch, events []projections.Event, cur eventstore.Position) ([]write, error) {
+	// Skip what this projection already has: a batch re-applied after a
+	// crash between the log read and the commit changes nothing.
+	for len(events) > 0 && events[0].Position <= cur {
+		events = events[1:]
+	}
+	if len(events) == 0 {
+		return nil, nil
+	}
+	after, page := batch.Page()
+	shared := page && after == cur
+	var changes []change
+	if shared {
+		changes = changesOf(batch.Streams()) // grouped once for every projection
+	} else {
+		changes = changesOf(projections.Streams(events))
+	}
+	a := &applier{ctx: ctx, tx: tx, n: tableNames(p, shadow), batch: batch, shared: shared}
+	if err := a.apply(p, changes); err != nil {
 		return nil, err
 	}
-	if a.stmts == nil {
-		a.stmts = map[string]*sql.Stmt{}
-	}
-	a.stmts[query] = st
-	return st, nil
+	return a.writes, nil
 }
 
-// close releases the prepared statements (the transaction's end would too).
-func (a *applier) close() {
-	for _, st := range a.stmts {
-		st.Close()
-	}
-}
-
-// step is one event of a notification, as the domain decoded it.
-type step struct {
-	rec eventstore.RecordedEvent
-	ev  domain.Event
-}
-
-// group orders a batch by notification, keeping each notification's events
-// in log order and the notifications in order of first appearance.
-func group(events []eventstore.RecordedEvent) (order []domain.NotificationID, steps map[domain.NotificationID][]step) {
-	steps = map[domain.NotificationID][]step{}
-	for _, rec := range events {
-		id, ev, ok := projections.DecodeNotificationEvent(rec)
-		if !ok {
-			continue
-		}
-		if _, seen := steps[id]; !seen {
-			order = append(order, id)
-		}
-		steps[id] = append(steps[id], step{rec, ev})
-	}
-	return order, steps
-}
-
-func (a *applier) apply(projection string, order []domain.NotificationID, steps map[domain.NotificationID][]step) error {
-	switch projection {
-	case projections.ProjectionNotifications:
-		return a.notifications(order, steps)
-	case projections.ProjectionInbox:
-		return a.inbox(order, steps)
-	case projections.ProjectionAnalytics:
-		return a.analytics(order, steps)
-	}
-	return fmt.Errorf("%q: %w", projection, projections.ErrUnknownProjection)
-}
-
-// load restores the notification's state from snapshot column col of the
-// given table, or the zero Notification when there is none.
-func (a *applier) load(tableQuery string, id domain.NotificationID) (domain.Notification, error) {
-	var raw string
-	st, err := a.stmt(tableQuery)
-	if err != nil {
-		return domain.Notification{}, err
-	}
-	err = st.QueryRowContext(a.ctx, string(id)).Scan(&raw)
-	if errors.Is(err, sql.ErrNoRows) {
-		return domain.Notification{}, nil
-	}
-	if err != nil {
-		return domain.Notification{}, err
-	}
-	var s domain.NotificationSnapshot
-	if err := json.Unmarshal([]byte(raw), &s); err != nil {
-		return domain.Notification{}, fmt.Errorf("decode snapshot of %s: %w", id, err)
-	}
-	return domain.RestoreNotification(s), nil
-}
-
-func snapshotJSON(n domain.Notification) (string, error) {
-	b, err := json.Marshal(n.Snapshot())
-	return string(b), err
-}
-
-// ---- notifications: status view and search index ----
-
-func (a *applier) notifications(order []domain.NotificationID, steps map[domain.NotificationID][]step) error {
-	for _, id := range order {
-		n, err := a.load(`SELECT snapshot FROM {notifications} WHERE id = ?`, id)
-		if err != nil {
-			return err
-		}
-		existed := n.Exists()
-		var updated time.Time
-		for _, s := range steps[id] {
-			n = domain.EvolveNotification(n, s.ev)
-			updated = projections.EventTime(s.ev, s.rec.RecordedAt)
-		}
-		if !n.Exists() {
-			continue
-		}
-		if err := a.writeNotification(n, updated, existed); err != nil {
+// runWrites runs planned writes in tx. Statements are not prepared here:
+// the driver keeps each connection's prepared statements across
+// transactions (_stmt_cache_size), which only its Exec and Query paths use.
+func runWrites(ctx context.Context, tx *sql.Tx, writes []write) error {
+	for _, w := range writes {
+		if _, err := tx.ExecContext(ctx, w.query, w.args...); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// change is one notification a batch touches: its events in the batch (in
+// log order) and its state before and after them.
+type change struct {
+	id            domain.NotificationID
+	steps         []projections.Event
+	before, after domain.Notification
+	fold          *projections.Fold // After and its snapshot JSON
+}
+
+func changesOf(streams []projections.Stream) []change {
+	out := make([]change, len(streams))
+	for i, st := range streams {
+		out[i] = change{id: st.Notification, steps: st.Events}
+	}
+	return out
+}
+
+func (a *applier) apply(projection string, changes []change) error {
+	switch projection {
+	case projections.ProjectionNotifications:
+		return a.notifications(changes)
+	case projections.ProjectionInbox:
+		return a.inbox(changes)
+	case projections.ProjectionAnalytics:
+		return a.analytics(changes)
+	}
+	return fmt.Errorf("%q: %w", projection, projections.ErrUnknownProjection)
+}
+
+// loadChunks are the sizes of the IN lists states are loaded with; a short
+// list is padded (repeating an id) to the next size, so a handful of
+// statements serve every batch.
+var loadChunks = []int{1, 8, 64, 256}
+
+// resolve fills in every change's state before and after the batch.
+//
+// The state before comes, in this order of preference, from the fold
+// another projection computed for the same page from the same checkpoint
+// (a.shared); from nothing at all when the notification's first event in
+// the batch is its stream's first (no state can exist yet); or from the
+// projection's own snapshots, read with one query per chunk of ids instead
+// of one per notification.
+//
+// stateQuery selects (key, snapshot) from the projection's state table for
+// an IN list written as {in}.
+func (a *applier) resolve(changes []change, stateQuery string) error {
+	var need []int
+	for i := range changes {
+		c := &changes[i]
+		if a.shared {
+			if f, ok := a.batch.SharedFold(c.id); ok {
+				c.before, c.after, c.fold = f.Before, f.After, f
+				continue
+			}
+		}
+		if c.steps[0].StreamVersion != 1 {
+			need = append(need, i)
+		}
+	}
+	if len(need) > 0 {
+		if err := a.load(changes, need, stateQuery); err != nil {
+			return err
+		}
+	}
+	for i := range changes {
+		c := &changes[i]
+		if c.fold != nil {
+			continue
+		}
+		n := c.before
+		for _, s := range c.steps {
+			n = domain.EvolveNotification(n, s.Event)
+		}
+		c.after = n
+		if a.shared {
+			c.fold = a.batch.ShareFold(c.id, c.before, c.after)
+		} else {
+			c.fold = &projections.Fold{Before: c.before, After: c.after}
+		}
+	}
+	return nil
+}
+
+// load reads the snapshots of changes[need] into their before.
+func (a *applier) load(changes []change, need []int, stateQuery string) error {
+	byID := make(map[domain.NotificationID]int, len(need))
+	for _, i := range need {
+		byID[changes[i].id] = i
+	}
+	for len(need) > 0 {
+		size := loadChunks[len(loadChunks)-1]
+		for _, s := range loadChunks {
+			if s >= len(need) {
+				size = s
+				break
+			}
+		}
+		chunk := need[:min(size, len(need))]
+		need = need[len(chunk):]
+		args := make([]any, size)
+		for j := range args {
+			args[j] = string(changes[chunk[min(j, len(chunk)-1)]].id)
+		}
+		rows, err := a.tx.QueryContext(a.ctx, a.physical(strings.Replace(stateQuery, "{in}", placeholders(size), 1)), args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id, raw string
+			if err := rows.Scan(&id, &raw); err != nil {
+				rows.Close()
+				return err
+			}
+			var s domain.NotificationSnapshot
+			if err := json.Unmarshal([]byte(raw), &s); err != nil {
+				rows.Close()
+				return fmt.Errorf("decode snapshot of %s: %w", id, err)
+			}
+			if i, ok := byID[domain.NotificationID(id)]; ok {
+				changes[i].before = domain.RestoreNotification(s)
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// placeholders returns "?, ?, ..." with n marks.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+// updatedAt is when the last of the change's events happened.
+func (c *change) updatedAt() time.Time {
+	last := c.steps[len(c.steps)-1]
+	return projections.EventTime(last.Event, last.RecordedAt)
+}
+
+// rowWriter gathers the rows of one INSERT and writes them with multi-row
+// statements: one statement per row pays database/sql, binding and cgo
+// overhead per row, inside the single writer. In a rebuild of 300,000
+// events the writes took 1.6 s of CPU one row at a time, 0.42 s 64 rows at
+// a time.
+type rowWriter struct {
+	a          *applier
+	head, tail string // "INSERT INTO t (cols) VALUES", "ON CONFLICT ..."
+	cols       int
+	args       []any
+	rows       int
+}
+
+// rowChunks are the statement sizes rows are written with, largest first:
+// a few fixed sizes keep the prepared statements few.
+var rowChunks = []int{64, 16, 4, 1}
+
+func (a *applier) rows(head, tail string, cols int) *rowWriter {
+	return &rowWriter{a: a, head: head, tail: tail, cols: cols}
+}
+
+func (w *rowWriter) add(args ...any) error {
+	w.args = append(w.args, args...)
+	w.rows++
+	if w.rows == rowChunks[0] {
+		return w.flush()
+	}
+	return nil
+}
+
+func (w *rowWriter) flush() error {
+	for w.rows > 0 {
+		size := 1
+		for _, s := range rowChunks {
+			if s <= w.rows {
+				size = s
+				break
+			}
+		}
+		row := "(" + placeholders(w.cols) + ")"
+		values := strings.TrimSuffix(strings.Repeat(row+", ", size), ", ")
+		n := size * w.cols
+		// The plan keeps the arguments: never write over them.
+		if err := w.a.exec(w.head+" "+values+" "+w.tail, w.args[:n:n]...); err != nil {
+			return err
+		}
+		w.args = w.args[n:]
+		w.rows -= size
+	}
+	return nil
+}
+
+// ---- notifications: status view and search index ----
+
+func (a *applier) notifications(changes []change) error {
+	if err := a.resolve(changes, `SELECT id, snapshot FROM {notifications} WHERE id IN ({in})`); err != nil {
+		return err
+	}
+	notes := a.rows(`INSERT INTO {notifications}
+		(id, status, priority, category, recipient_id, batch_id, channels, created_at, updated_at, version, recipient, snapshot)
+		VALUES`, `ON CONFLICT (id) DO UPDATE SET status = excluded.status, priority = excluded.priority,
+			category = excluded.category, channels = excluded.channels, updated_at = excluded.updated_at,
+			version = excluded.version, snapshot = excluded.snapshot`, 12)
+	// Delivery rows are upserted by position, and only those that changed:
+	// deliveries are only ever appended, so seq keeps naming the same one.
+	deliveries := a.rows(`INSERT INTO {notification_deliveries}
+			(notification_id, seq, delivery_id, channel, address, status, attempts, last_error,
+			 provider_message_id, next_attempt_at, repeats, suppression_reason)
+			VALUES`, `ON CONFLICT (notification_id, seq) DO UPDATE SET delivery_id = excluded.delivery_id,
+			channel = excluded.channel, address = excluded.address, status = excluded.status,
+			attempts = excluded.attempts, last_error = excluded.last_error,
+			provider_message_id = excluded.provider_message_id, next_attempt_at = excluded.next_attempt_at,
+			repeats = excluded.repeats, suppression_reason = excluded.suppression_reason`, 12)
+	for i := range changes {
+		c := &changes[i]
+		n := c.after
+		if !n.Exists() {
+			continue
+		}
+		snap, err := c.fold.SnapshotJSON()
+		if err != nil {
+			return err
+		}
+		req := n.Request()
+		// The recipient column is only written by the insert (an update
+		// keeps it), so it is encoded only for a new row.
+		var recipient []byte
+		if !c.before.Exists() {
+			if recipient, err = json.Marshal(req.Recipient); err != nil {
+				return err
+			}
+		}
+		if err := notes.add(string(n.ID()), string(n.Status()), string(n.Priority()), n.Category(), req.Recipient.ID,
+			req.BatchID, joinChannels(channelsOf(n)), n.RequestedAt().UnixNano(), c.updatedAt().UnixNano(),
+			n.Version(), string(recipient), snap); err != nil {
+			return err
+		}
+		var old []domain.Delivery
+		if c.before.Exists() {
+			old = c.before.Deliveries()
+		}
+		ds := n.Deliveries()
+		for seq, d := range ds {
+			row := deliveryRow(d)
+			if seq < len(old) && deliveryRow(old[seq]) == row {
+				continue
+			}
+			if err := deliveries.add(string(n.ID()), seq, row.id, row.channel, row.address, row.status,
+				row.attempts, row.lastError, row.providerMessageID, row.next, row.repeats, row.suppression); err != nil {
+				return err
+			}
+		}
+		if len(ds) < len(old) {
+			// The domain never drops a delivery; should it ever, no
+			// row may outlive it.
+			if err := a.exec(`DELETE FROM {notification_deliveries} WHERE notification_id = ? AND seq >= ?`,
+				string(n.ID()), len(ds)); err != nil {
+				return err
+			}
+		}
+	}
+	if err := notes.flush(); err != nil {
+		return err
+	}
+	return deliveries.flush()
+}
+
+// deliveryColumns is what notification_deliveries holds of a delivery.
+type deliveryColumns struct {
+	id, channel, address, status string
+	attempts                     int
+	lastError, providerMessageID string
+	next                         int64
+	repeats, suppression         string
+}
+
+func deliveryRow(d domain.Delivery) deliveryColumns {
+	var next int64
+	if t := d.NextAttemptAt(); !t.IsZero() {
+		next = t.UnixNano()
+	}
+	return deliveryColumns{string(d.ID()), string(d.Channel()), d.Address(), string(d.Status()), d.Attempts(),
+		d.LastError(), d.ProviderMessageID(), next, string(d.Repeats()), d.SuppressionReason()}
 }
 
 func channelsOf(n domain.Notification) []domain.Channel {
@@ -173,87 +412,55 @@ func joinChannels(cs []domain.Channel) string {
 	return b.String()
 }
 
-func (a *applier) writeNotification(n domain.Notification, updated time.Time, existed bool) error {
-	snap, err := snapshotJSON(n)
-	if err != nil {
-		return err
-	}
-	req := n.Request()
-	recipient, err := json.Marshal(req.Recipient)
-	if err != nil {
-		return err
-	}
-	if err := a.exec(`INSERT INTO {notifications}
-		(id, status, priority, category, recipient_id, batch_id, channels, created_at, updated_at, version, recipient, snapshot)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET status = excluded.status, priority = excluded.priority,
-			category = excluded.category, channels = excluded.channels, updated_at = excluded.updated_at,
-			version = excluded.version, snapshot = excluded.snapshot`,
-		string(n.ID()), string(n.Status()), string(n.Priority()), n.Category(), req.Recipient.ID, req.BatchID,
-		joinChannels(channelsOf(n)), n.RequestedAt().UnixNano(), updated.UnixNano(), n.Version(),
-		string(recipient), snap); err != nil {
-		return err
-	}
-	if existed {
-		if err := a.exec(`DELETE FROM {notification_deliveries} WHERE notification_id = ?`, string(n.ID())); err != nil {
-			return err
-		}
-	}
-	for i, d := range n.Deliveries() {
-		var next int64
-		if t := d.NextAttemptAt(); !t.IsZero() {
-			next = t.UnixNano()
-		}
-		if err := a.exec(`INSERT INTO {notification_deliveries}
-			(notification_id, seq, delivery_id, channel, address, status, attempts, last_error,
-			 provider_message_id, next_attempt_at, repeats, suppression_reason)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			string(n.ID()), i, string(d.ID()), string(d.Channel()), d.Address(), string(d.Status()),
-			d.Attempts(), d.LastError(), d.ProviderMessageID(), next, string(d.Repeats()), d.SuppressionReason()); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // ---- inbox ----
 
 // inInbox reports whether an in-app delivery in status s is shown: once the
 // in-app write happened (the adapter records delivered, or sent).
 func inInbox(s domain.DeliveryStatus) bool { return s.Succeeded() }
 
-func (a *applier) inbox(order []domain.NotificationID, steps map[domain.NotificationID][]step) error {
-	touched := map[string]bool{}
+// inbox writes only the items whose row the batch changes, comparing each
+// in-app delivery's status before and after the batch (the items always
+// mirror the stored state, in the same transaction), and recounts unread
+// only for recipients whose items' presence or read flag changed. It used to
+// issue a DELETE for every in-app delivery not (yet) shown and a count per
+// touched recipient.
+func (a *applier) inbox(changes []change) error {
+	if err := a.resolve(changes, `SELECT notification_id, snapshot FROM {inbox_state} WHERE notification_id IN ({in})`); err != nil {
+		return err
+	}
+	states := a.rows(`INSERT INTO {inbox_state} (notification_id, snapshot) VALUES`,
+		`ON CONFLICT (notification_id) DO UPDATE SET snapshot = excluded.snapshot`, 2)
+	items := a.rows(`INSERT INTO {inbox_items}
+				(recipient_id, item_key, notification_id, delivery_id, status, read, category, priority,
+				 subject, body, template, created_at, updated_at)
+				VALUES`, `ON CONFLICT (recipient_id, item_key) DO UPDATE SET status = excluded.status,
+					read = excluded.read, updated_at = excluded.updated_at
+				WHERE status <> excluded.status`, 13)
+	recount := map[string]bool{}
 	var recipients []string
-	for _, id := range order {
-		n, err := a.load(`SELECT snapshot FROM {inbox_state} WHERE notification_id = ?`, id)
-		if err != nil {
-			return err
+	dirty := func(rid string) {
+		if !recount[rid] {
+			recount[rid] = true
+			recipients = append(recipients, rid)
 		}
-		var updated time.Time
-		for _, s := range steps[id] {
-			n = domain.EvolveNotification(n, s.ev)
-			updated = projections.EventTime(s.ev, s.rec.RecordedAt)
-		}
+	}
+	for i := range changes {
+		c := &changes[i]
+		n := c.after
 		if !n.Exists() {
 			continue
 		}
-		snap, err := snapshotJSON(n)
+		snap, err := c.fold.SnapshotJSON()
 		if err != nil {
 			return err
 		}
-		if err := a.exec(`INSERT INTO {inbox_state} (notification_id, snapshot) VALUES (?, ?)
-			ON CONFLICT (notification_id) DO UPDATE SET snapshot = excluded.snapshot`, string(id), snap); err != nil {
+		if err := states.add(string(c.id), snap); err != nil {
 			return err
 		}
 		req := n.Request()
 		rid := req.Recipient.ID
 		if rid == "" {
 			continue
-		}
-		if !touched[rid] {
-			touched[rid] = true
-			recipients = append(recipients, rid)
 		}
 		var subject, body, tmpl string
 		if req.Content != nil {
@@ -266,29 +473,42 @@ func (a *applier) inbox(order []domain.NotificationID, steps map[domain.Notifica
 			if d.Channel() != domain.ChannelInApp {
 				continue
 			}
-			key := id.DeliveryKey(d.ID())
+			var wasIn bool
+			var was domain.DeliveryStatus
+			if old, had := c.before.Delivery(d.ID()); had && c.before.Exists() {
+				wasIn, was = inInbox(old.Status()), old.Status()
+			}
+			key := c.id.DeliveryKey(d.ID())
 			if !inInbox(d.Status()) {
-				if err := a.exec(`DELETE FROM {inbox_items} WHERE recipient_id = ? AND item_key = ?`, rid, key); err != nil {
-					return err
+				if wasIn {
+					if err := a.exec(`DELETE FROM {inbox_items} WHERE recipient_id = ? AND item_key = ?`, rid, key); err != nil {
+						return err
+					}
+					dirty(rid)
 				}
 				continue
+			}
+			if wasIn && was == d.Status() {
+				continue // the upsert would change nothing
 			}
 			read := 0
 			if d.Status() == domain.DeliveryStatusRead {
 				read = 1
 			}
-			if err := a.exec(`INSERT INTO {inbox_items}
-				(recipient_id, item_key, notification_id, delivery_id, status, read, category, priority,
-				 subject, body, template, created_at, updated_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-				ON CONFLICT (recipient_id, item_key) DO UPDATE SET status = excluded.status,
-					read = excluded.read, updated_at = excluded.updated_at
-				WHERE status <> excluded.status`,
-				rid, key, string(id), string(d.ID()), string(d.Status()), read, n.Category(), string(n.Priority()),
-				subject, body, tmpl, n.RequestedAt().UnixNano(), updated.UnixNano()); err != nil {
+			if !wasIn || (was == domain.DeliveryStatusRead) != (read == 1) {
+				dirty(rid)
+			}
+			if err := items.add(rid, key, string(c.id), string(d.ID()), string(d.Status()), read, n.Category(),
+				string(n.Priority()), subject, body, tmpl, n.RequestedAt().UnixNano(), c.updatedAt().UnixNano()); err != nil {
 				return err
 			}
 		}
+	}
+	if err := states.flush(); err != nil {
+		return err
+	}
+	if err := items.flush(); err != nil {
+		return err
 	}
 	// The unread count is recomputed from the items, an absolute number,
 	// so it can never drift from them whatever order events come in.
@@ -355,37 +575,41 @@ func latencyBucket(d time.Duration) int {
 // checkpoint and skips events at or below it: an event is counted exactly
 // once or not at all. An engine without such transactions (Cassandra) must
 // write absolute values from its single writer instead.
-func (a *applier) analytics(order []domain.NotificationID, steps map[domain.NotificationID][]step) error {
+func (a *applier) analytics(changes []change) error {
+	if err := a.resolve(changes, `SELECT notification_id, snapshot FROM {analytics_state} WHERE notification_id IN ({in})`); err != nil {
+		return err
+	}
+	states := a.rows(`INSERT INTO {analytics_state} (notification_id, snapshot) VALUES`,
+		`ON CONFLICT (notification_id) DO UPDATE SET snapshot = excluded.snapshot`, 2)
 	deliveries := map[deliveryKey]int64{}
 	latency := map[latencyKey]int64{}
 	failures := map[failureKey]int64{}
-	for _, id := range order {
-		n, err := a.load(`SELECT snapshot FROM {analytics_state} WHERE notification_id = ?`, id)
-		if err != nil {
-			return err
-		}
-		for _, s := range steps[id] {
+	for i := range changes {
+		c := &changes[i]
+		n := c.before
+		for _, s := range c.steps {
 			before := n
-			n = domain.EvolveNotification(n, s.ev)
+			n = domain.EvolveNotification(n, s.Event)
 			if !n.Exists() {
 				continue
 			}
-			at := projections.EventTime(s.ev, s.rec.RecordedAt)
+			at := projections.EventTime(s.Event, s.RecordedAt)
+			minute, hour, day := bucketStart(at, projections.BucketMinute).UnixNano(),
+				bucketStart(at, projections.BucketHour).UnixNano(), bucketStart(at, projections.BucketDay).UnixNano()
 			for _, d := range n.Deliveries() {
 				old, had := before.Delivery(d.ID())
 				if had && old.Status() == d.Status() {
 					continue
 				}
-				for _, b := range []string{projections.BucketMinute, projections.BucketHour, projections.BucketDay} {
-					deliveries[deliveryKey{b, bucketStart(at, b).UnixNano(), d.Channel(), d.Status(), n.Priority()}]++
-				}
+				deliveries[deliveryKey{projections.BucketMinute, minute, d.Channel(), d.Status(), n.Priority()}]++
+				deliveries[deliveryKey{projections.BucketHour, hour, d.Channel(), d.Status(), n.Priority()}]++
+				deliveries[deliveryKey{projections.BucketDay, day, d.Channel(), d.Status(), n.Priority()}]++
 				if d.Status().Succeeded() && (!had || !old.Status().Succeeded()) {
 					lat := max(0, at.Sub(n.RequestedAt()))
-					latency[latencyKey{bucketStart(at, projections.BucketHour).UnixNano(), d.Channel(), latencyBucket(lat)}]++
+					latency[latencyKey{hour, d.Channel(), latencyBucket(lat)}]++
 				}
 			}
-			hour := bucketStart(at, projections.BucketHour).UnixNano()
-			switch ev := s.ev.(type) {
+			switch ev := s.Event.(type) {
 			case domain.DeliveryFailed:
 				if _, ok := n.Delivery(ev.DeliveryID); ok {
 					failures[failureKey{hour, ev.DeliveryID.Channel(), ev.Reason}]++
@@ -405,14 +629,16 @@ func (a *applier) analytics(order []domain.NotificationID, steps map[domain.Noti
 		if !n.Exists() {
 			continue
 		}
-		snap, err := snapshotJSON(n)
+		snap, err := c.fold.SnapshotJSON()
 		if err != nil {
 			return err
 		}
-		if err := a.exec(`INSERT INTO {analytics_state} (notification_id, snapshot) VALUES (?, ?)
-			ON CONFLICT (notification_id) DO UPDATE SET snapshot = excluded.snapshot`, string(id), snap); err != nil {
+		if err := states.add(string(c.id), snap); err != nil {
 			return err
 		}
+	}
+	if err := states.flush(); err != nil {
+		return err
 	}
 	for k, c := range deliveries {
 		if err := a.exec(`INSERT INTO {analytics_deliveries} (bucket, start, channel, status, priority, count)

@@ -10,6 +10,13 @@
 // never tears one, and the Runner re-applies them from the log since batch
 // and checkpoint always commit together.
 //
+// It also implements projections.BatchStore. An apply plans its writes
+// first (on the read pool for a large batch, so the projections plan in
+// parallel), then holds the writer only to run them, as multi-row upserts,
+// with the checkpoint in one transaction. Projections applying the same log
+// page from the same checkpoint share the decoded events and the evolved
+// states and snapshots (projections.Fold).
+//
 // Status is never derived here: projectors restore the domain snapshot,
 // evolve it with domain.EvolveNotification, and store what the domain says.
 // It must not be imported by readapi or domain.
