@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"herald/commands"
+	"herald/commands/groups"
 	"herald/commands/recipients"
+	"herald/commands/schedules"
 	"herald/commands/templates"
 	"herald/readapi/livefeed"
 	"log/slog"
@@ -63,7 +65,15 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := newApp(config.Serve{}, events, handlers, tmpl, people, views, runner, hub, metrics.New(), time.Now, slog.New(slog.DiscardHandler))
+	groupSvc, err := groups.NewService(groups.Deps{Store: events, Clock: time.Now, NewID: commands.UUIDv7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scheduleSvc, err := schedules.NewService(schedules.Deps{Store: events, Clock: time.Now, NewID: commands.UUIDv7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newApp(config.Serve{}, events, handlers, tmpl, people, groupSvc, scheduleSvc, views, runner, hub, metrics.New(), time.Now, slog.New(slog.DiscardHandler))
 	srv := httpserver.New(slog.New(slog.DiscardHandler), nil)
 	a.mount(srv.Router())
 

@@ -14,9 +14,13 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"herald/adapters/dispatcher"
+	"herald/adapters/fanout"
+	"herald/adapters/recurring"
 	"herald/adapters/scheduler"
 	"herald/commands"
+	"herald/commands/groups"
 	"herald/commands/recipients"
+	"herald/commands/schedules"
 	"herald/commands/templates"
 	"herald/infra/config"
 	"herald/infra/eventstore"
@@ -108,6 +112,14 @@ func runRoles(ctx context.Context, roles role, args []string, stdout, stderr io.
 	if err != nil {
 		return errors.Join(err, closeStores())
 	}
+	groupSvc, err := groups.NewService(groups.Deps{Store: events, Clock: clock, NewID: commands.UUIDv7})
+	if err != nil {
+		return errors.Join(err, closeStores())
+	}
+	scheduleSvc, err := schedules.NewService(schedules.Deps{Store: events, Clock: clock, NewID: commands.UUIDv7})
+	if err != nil {
+		return errors.Join(err, closeStores())
+	}
 	// Frequency caps count the sends in the log, so the processes that
 	// plan (api, schedule) follow it.
 	counter, err := recipients.NewSendCounter(events, recipients.SendCounterOptions{})
@@ -189,6 +201,19 @@ func runRoles(ctx context.Context, roles role, args []string, stdout, stderr io.
 			return errors.Join(fmt.Errorf("schedule: %w", err), stopAll(), closeStores())
 		}
 		start(func(ctx context.Context) error { return sched.Run(ctx, nil) }, false)
+
+		// Group fan-outs and recurring schedules create ordinary
+		// notifications through the batch handler.
+		fan, err := fanout.New(fanout.Config{Store: events, Ledger: groupSvc, Sender: batchSender{handlers.SendBatch}, Logger: log})
+		if err != nil {
+			return errors.Join(fmt.Errorf("fan-out: %w", err), stopAll(), closeStores())
+		}
+		start(func(ctx context.Context) error { return fan.Run(ctx, nil) }, false)
+		rec, err := recurring.New(recurring.Config{Store: events, Ledger: scheduleSvc, Sender: batchSender{handlers.SendBatch}, Logger: log})
+		if err != nil {
+			return errors.Join(fmt.Errorf("recurring: %w", err), stopAll(), closeStores())
+		}
+		start(func(ctx context.Context) error { return rec.Run(ctx, nil) }, false)
 	}
 
 	srv := httpserver.New(log, []func(http.Handler) http.Handler{m.Middleware}, httpserver.Check{
@@ -208,7 +233,7 @@ func runRoles(ctx context.Context, roles role, args []string, stdout, stderr io.
 		}
 		start(hub.Run, false)
 		start(tmpl.Run, false) // the template list's index
-		newApp(cfg, events, handlers, tmpl, people, views, runner, hub, m, time.Now, log).mount(srv.Router())
+		newApp(cfg, events, handlers, tmpl, people, groupSvc, scheduleSvc, views, runner, hub, m, time.Now, log).mount(srv.Router())
 	} else {
 		srv.Router().Method("GET", "/metrics", m.Handler())
 	}
@@ -230,6 +255,8 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 
 // app is the HTTP surface wired to its handlers.
 type app struct {
+	groups      http.Handler
+	schedules   http.Handler
 	recipients  http.Handler
 	templates   http.Handler
 	smsReceipts http.Handler
@@ -240,10 +267,17 @@ type app struct {
 	metrics     *metrics.Metrics
 }
 
-func newApp(cfg config.Serve, events eventstore.Store, handlers commands.Handlers, tmpl *templates.Service, people *recipients.Service, views viewEngine, runner *projections.Runner, hub *livefeed.Hub, m *metrics.Metrics, clock func() time.Time, log *slog.Logger) *app {
+func newApp(cfg config.Serve, events eventstore.Store, handlers commands.Handlers, tmpl *templates.Service, people *recipients.Service,
+	groupSvc *groups.Service, scheduleSvc *schedules.Service, views viewEngine, runner *projections.Runner, hub *livefeed.Hub, m *metrics.Metrics, clock func() time.Time, log *slog.Logger) *app {
 	auth := httpserver.NewAuthenticator(cfg.APIKeys, httpserver.Deny)
 	cmds := commands.NewHTTP(handlers, commands.HTTPOptions{Actor: keyName})
+	isAdmin := func(r *http.Request) bool {
+		k, ok := httpserver.KeyFrom(r.Context())
+		return ok && k.Has(config.ScopeAdmin)
+	}
 	return &app{
+		groups:      groups.NewHTTP(groupSvc, groups.Options{Actor: keyName, IsAdmin: isAdmin}),
+		schedules:   schedules.NewHTTP(scheduleSvc, schedules.Options{Actor: keyName, IsAdmin: isAdmin}),
 		recipients:  recipients.NewHTTP(people, recipients.Options{Actor: keyName}),
 		templates:   templates.NewHTTP(tmpl, templates.Options{Actor: keyName}),
 		smsReceipts: smsReceipts(cfg.Delivery, handlers.RecordReceipt, auth.Require(config.ScopeSend)(ownRouting(cmds)), log),
@@ -306,6 +340,20 @@ func (a *app) routes() []route {
 		{"POST", "/v1/recipients/{id}/webpush-subscriptions", send, a.recipients},
 		{"GET", "/v1/unsubscribe", "", a.recipients},  // the link in a message: signed, no key
 		{"POST", "/v1/unsubscribe", "", a.recipients}, // the page's button and one-click unsubscribe
+		{"POST", "/v1/groups", send, a.groups},
+		{"GET", "/v1/groups/{id}", read, a.groups},
+		{"POST", "/v1/groups/{id}/members", send, a.groups},
+		{"POST", "/v1/groups/{id}/members/import", send, a.groups},
+		{"GET", "/v1/groups/{id}/members", read, a.groups},
+		{"POST", "/v1/groups/{id}/send", send, a.groups},
+		{"GET", "/v1/batches/{id}", read, a.groups},
+		{"POST", "/v1/batches/{id}/approve", admin, a.groups},
+		{"POST", "/v1/batches/{id}/reject", admin, a.groups},
+		{"POST", "/v1/schedules", send, a.schedules},
+		{"GET", "/v1/schedules/{id}", read, a.schedules},
+		{"POST", "/v1/schedules/{id}/pause", send, a.schedules},
+		{"POST", "/v1/schedules/{id}/resume", send, a.schedules},
+		{"DELETE", "/v1/schedules/{id}", send, a.schedules},
 		{"POST", "/v1/templates", admin, a.templates},
 		{"GET", "/v1/templates", read, a.templates},
 		{"GET", "/v1/templates/{id}", read, a.templates},
