@@ -103,6 +103,21 @@ func runAndKill(t *testing.T, path string, d time.Duration, acked map[string]ack
 		_ = cmd.Process.Kill()
 		t.Fatal("child never became ready")
 	}
+	// The crash comes at a random moment after the child's first new
+	// acknowledgement (the proof that appending continues after a
+	// reopen), so a slow start on a busy machine cannot fake a failure.
+	mu.Lock()
+	before := len(acked)
+	mu.Unlock()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n > before || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
 	time.Sleep(d) // the random moment of the crash, not a wait for a condition
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
