@@ -284,12 +284,10 @@ func TestDeliveryBacklogWhileSinkIsDown(t *testing.T) {
 	}
 	sink := newWebhookSink(t)
 	sink.down.Store(true)
-	base, stop, err := startInProcess(context.Background(), deliveryArgs(t.TempDir()), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-	c := client{t: t, base: base, http: http.DefaultClient}
+	// A server process built without -race: 10,000 notifications under
+	// the race detector would take minutes of the suite.
+	server := startRole(t, "serve", t.TempDir(), "--retry-max", "2s")
+	c := client{t: t, base: server.base, http: http.DefaultClient}
 	const n = 10000
 	items := make([]map[string]any, 0, 1000)
 	for i := 0; i < n; i += 1000 {
@@ -325,12 +323,10 @@ func TestDeliveryHighPriorityOvertakesLowBacklog(t *testing.T) {
 	}
 	sink := newWebhookSink(t)
 	sink.delay.Store(int64(20 * time.Millisecond)) // slow provider: 64 workers → ~3,200/s at most
-	args := append(deliveryArgs(t.TempDir()), "--delivery-concurrency", "16")
-	base, stop, err := startInProcess(context.Background(), args, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	// A server process built without -race, so the latency it shows is a
+	// normal build's.
+	server := startRole(t, "serve", t.TempDir(), "--delivery-concurrency", "16")
+	base := server.base
 	c := client{t: t, base: base, http: http.DefaultClient}
 	items := make([]map[string]any, 0, 5000)
 	for i := 0; i < 50000; i += 5000 {
