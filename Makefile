@@ -35,7 +35,7 @@ cassandra:
 ## bench: figures for this machine (medians of 3 runs); Cassandra runs only
 ## for the projection suite, so it does not take cores from the others
 bench: build
-	./$(BIN) bench eventstore api delivery
+	./$(BIN) bench eventstore api delivery fanout
 	bash scripts/cassandra.sh run -- ./$(BIN) bench projection
 
 ## lint: formatting and vet

@@ -13,6 +13,7 @@
 package scheduler
 
 import (
+	"bytes"
 	"container/heap"
 	"context"
 	"errors"
@@ -238,6 +239,9 @@ func (s *Scheduler) intake(msg *message.Message) error {
 	typ := msg.Metadata.Get("type")
 	if typ != domain.TypeNotificationRequested && typ != domain.TypeNotificationHeld {
 		return nil
+	}
+	if typ == domain.TypeNotificationRequested && !bytes.Contains(msg.Payload, []byte(`"scheduled_at"`)) {
+		return nil // most sends are due now: no need to decode them
 	}
 	id, ok := strings.CutPrefix(msg.Metadata.Get("stream"), domain.NotificationStream(""))
 	if !ok {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -54,11 +55,11 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	suites := fs.Args()
 	if len(suites) == 0 {
-		suites = []string{"eventstore", "api", "projection", "delivery"}
+		suites = []string{"eventstore", "api", "projection", "delivery", "fanout"}
 	}
 	for _, s := range suites {
-		if s != "eventstore" && s != "api" && s != "projection" && s != "delivery" {
-			return fmt.Errorf("bench: unknown suite %q (want eventstore, api, projection or delivery)", s)
+		if !slices.Contains([]string{"eventstore", "api", "projection", "delivery", "fanout"}, s) {
+			return fmt.Errorf("bench: unknown suite %q (want eventstore, api, projection, delivery or fanout)", s)
 		}
 	}
 	if *runs < 1 || *events < 64 {
@@ -84,6 +85,8 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if err == nil {
 				err = benchProjectionCassandra(ctx, *dir, *runs, stdout, stderr)
 			}
+		case "fanout":
+			err = benchFanOut(ctx, *dir, *runs, stdout, stderr)
 		case "delivery":
 			err = benchDelivery(ctx, *dir, *runs, time.Duration(*seconds)*time.Second, stdout, stderr)
 			if err == nil {
@@ -409,5 +412,30 @@ func benchInApp(ctx context.Context, dir string, runs int, duration time.Duratio
 	}
 	sort.Slice(figs, func(i, j int) bool { return figs[i].MessagesPerSec < figs[j].MessagesPerSec })
 	fmt.Fprintln(stdout, figs[len(figs)/2])
+	return nil
+}
+
+// benchFanOut measures a group send: 100,000 members imported, the send
+// approved, then the time until the fan-out completed — every member's
+// notification appended with its deliveries planned (delivery itself off).
+func benchFanOut(ctx context.Context, dir string, runs int, stdout, stderr io.Writer) error {
+	const members = 100000
+	var figs []float64
+	for r := 0; r < runs; r++ {
+		args := []string{"--addr", "127.0.0.1:0", "--data", filepath.Join(dir, fmt.Sprintf("fanout-%d", r)), "--log-level", "warn",
+			"--api-key", "bench:" + benchKey + ":send+read+admin", "--deliver=false"}
+		base, stop, err := startInProcess(ctx, args, stderr)
+		if err != nil {
+			return err
+		}
+		secs, err := benchmark.GroupFanOut(ctx, base, benchKey, members)
+		if err = errors.Join(err, stop()); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "run %d bench group_fanout members=%d seconds=%.2f\n", r+1, members, secs)
+		figs = append(figs, secs)
+	}
+	sort.Float64s(figs)
+	fmt.Fprintf(stdout, "bench group_fanout members=%d seconds=%.2f\n", members, figs[len(figs)/2])
 	return nil
 }

@@ -2,6 +2,7 @@ package recipients
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -187,6 +188,27 @@ func (c *SendCounter) apply(recs []eventstore.RecordedEvent) {
 		case domain.TypeNotificationRequested, domain.TypeDeliveryPlanned, domain.TypeDeliverySuppressed,
 			domain.TypeNotificationCancelled, domain.TypeNotificationExpired:
 		default:
+			continue
+		}
+		if rec.Type == domain.TypeNotificationRequested {
+			// Only the recipient and the category count: decoding the
+			// whole request (content, vars) for every send cost the
+			// counter most of its time.
+			var r struct {
+				Request struct {
+					Recipient struct {
+						ID string `json:"id"`
+					} `json:"recipient"`
+					Category string `json:"category"`
+				} `json:"request"`
+			}
+			if err := json.Unmarshal(rec.Data, &r); err != nil {
+				c.undecoded++
+				continue
+			}
+			if id := r.Request.Recipient.ID; id != "" {
+				c.pending[rec.Stream] = pendingSend{recipient: id, category: r.Request.Category}
+			}
 			continue
 		}
 		e, err := domain.UnmarshalEvent(rec.Type, rec.Data)

@@ -322,6 +322,10 @@ func (s *Store) ReadStream(ctx context.Context, stream string, after uint64, lim
 	if len(evs) > limit {
 		evs = evs[:limit]
 	}
+	if len(evs) == 0 && after == 0 {
+		// Versions start at 1: nothing from the start means no stream.
+		return nil, fmt.Errorf("read stream %s: %w", stream, eventstore.ErrStreamNotFound)
+	}
 	if len(evs) == 0 {
 		var one int
 		err := s.readDB.QueryRowContext(ctx, `SELECT 1 FROM events WHERE stream = ? LIMIT 1`, stream).Scan(&one)
