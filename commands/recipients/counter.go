@@ -211,21 +211,19 @@ func (c *SendCounter) apply(recs []eventstore.RecordedEvent) {
 			}
 			continue
 		}
-		e, err := domain.UnmarshalEvent(rec.Type, rec.Data)
-		if err != nil {
-			c.undecoded++
-			continue
-		}
-		switch ev := e.(type) {
-		case domain.NotificationRequested:
-			if id := ev.Request.Recipient.ID; id != "" {
-				c.pending[rec.Stream] = pendingSend{recipient: id, category: ev.Request.Category}
-			}
-		case domain.DeliveryPlanned:
+		switch rec.Type {
+		case domain.TypeDeliveryPlanned:
 			// Only the first plan of a notification finds it pending; its
 			// other channels, planned in the same append, find nothing.
 			p, ok := c.pending[rec.Stream]
 			if !ok {
+				continue
+			}
+			var ev struct {
+				PlannedAt time.Time `json:"planned_at"`
+			}
+			if err := json.Unmarshal(rec.Data, &ev); err != nil {
+				c.undecoded++
 				continue
 			}
 			delete(c.pending, rec.Stream)
@@ -233,7 +231,7 @@ func (c *SendCounter) apply(recs []eventstore.RecordedEvent) {
 			if ev.PlannedAt.After(c.newest) {
 				c.newest = ev.PlannedAt
 			}
-		case domain.DeliverySuppressed, domain.NotificationCancelled, domain.NotificationExpired:
+		default: // suppressed, cancelled, expired
 			// The domain appends plans before suppressions, so a
 			// suppression finding the notification still pending means
 			// nothing was planned: it was never sent.

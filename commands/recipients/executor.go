@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"herald/domain"
 	"herald/infra/eventstore"
@@ -22,6 +23,9 @@ const readPageSize = 256
 type executor struct {
 	store eventstore.Store
 	newID func() string
+	// writes, when set, counts the appends this process made to recipient
+	// streams: the Planner's cache drops what it knew when it moves.
+	writes *atomic.Int64
 }
 
 // load rebuilds the recipient from its stream; a stream that does not
@@ -91,6 +95,9 @@ func (x executor) execute(ctx context.Context, id domain.RecipientID, meta event
 		_, err = x.store.Append(ctx, stream, eventstore.Exactly(uint64(state.Version())), data...)
 		switch {
 		case err == nil:
+			if x.writes != nil {
+				x.writes.Add(1)
+			}
 			created := !state.Exists()
 			for _, e := range events {
 				state = domain.EvolveRecipient(state, e)

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"herald/domain"
@@ -27,6 +28,7 @@ type Service struct {
 	secret    []byte
 	publicURL string
 	ttl       time.Duration
+	writes    atomic.Int64 // appends made through this Service
 }
 
 // NewService returns a Service over d; it refuses missing Deps and an
@@ -44,14 +46,18 @@ func NewService(d Deps) (*Service, error) {
 	if ttl == 0 {
 		ttl = DefaultUnsubscribeTTL
 	}
-	return &Service{
+	s := &Service{
 		SetProfile: sp, SetPreferences: pr, Unsubscribe: un, AddWebPush: aw, ExpireWebPush: ew,
 		x:         executor{store: d.Store, newID: d.NewID},
 		clock:     d.Clock,
 		secret:    slices.Clone(d.UnsubscribeSecret),
 		publicURL: strings.TrimRight(d.PublicURL, "/"),
 		ttl:       ttl,
-	}, nil
+	}
+	for _, x := range []*executor{&s.x, &sp.x, &pr.x, &un.x, &aw.x, &ew.x} {
+		x.writes = &s.writes
+	}
+	return s, nil
 }
 
 // Get returns the recipient. One with nothing recorded (or a malformed ID)
