@@ -118,9 +118,10 @@ func TestRecipientPreferencesInTheAuditTrail(t *testing.T) {
 	if types[len(types)-1] != "NotificationHeld" || data[len(data)-1]["reason"] != "quiet hours" {
 		t.Fatalf("normal send in quiet hours: events %v", types)
 	}
-	if st, _ := c.status(held); st != "scheduled" {
-		t.Fatalf("held notification status %q, want scheduled", st)
-	}
+	waitUntil(t, 10*time.Second, "the held notification's view", func() bool {
+		st, _ := c.status(held) // "" until the view has it
+		return st == "scheduled"
+	})
 	urgent := send("security", "high")
 	delivered(urgent)
 	if _, total, _ := sink.counts(); total != 3 {

@@ -78,8 +78,26 @@ func (p *Planner) Plan(ctx context.Context, req domain.NotificationRequest, now 
 			return domain.PlanDecision{}, fmt.Errorf("recipient %s: %w", id, err)
 		}
 		if p.counter != nil {
+			// A cap that applies counts every send committed so far, not
+			// only those the counter has followed yet: catch up first
+			// (only then: most recipients have no cap).
+			if capped(profile, req.Category) {
+				if err := p.counter.CatchUp(ctx); err != nil {
+					return domain.PlanDecision{}, fmt.Errorf("frequency counts: %w", err)
+				}
+			}
 			sent = p.counter.SentInWindow(id)
 		}
 	}
 	return domain.PlanForRecipient(req, profile, now, sent), nil
+}
+
+// capped reports whether a frequency cap of profile applies to category.
+func capped(profile domain.RecipientProfile, category string) bool {
+	for _, c := range profile.Preferences().FrequencyCaps {
+		if c.Category == "*" || c.Category == category {
+			return true
+		}
+	}
+	return false
 }
