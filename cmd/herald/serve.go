@@ -190,30 +190,45 @@ func runRoles(ctx context.Context, roles role, args []string, stdout, stderr io.
 	}
 	if roles&roleSchedule != 0 {
 		backlog, err := scheduledBacklog(views)
-		var sched *scheduler.Scheduler
-		if err == nil {
-			sched, err = scheduler.New(scheduler.Config{
-				Releaser: handlers.Release, Backlog: backlog, Logger: log,
-				Follow: followNotifications(events, "scheduler"),
-			})
-		}
 		if err != nil {
 			return errors.Join(fmt.Errorf("schedule: %w", err), stopAll(), closeStores())
 		}
-		start(func(ctx context.Context) error { return sched.Run(ctx, nil) }, false)
-
-		// Group fan-outs and recurring schedules create ordinary
-		// notifications through the batch handler.
-		fan, err := fanout.New(fanout.Config{Store: events, Ledger: groupSvc, Sender: batchSender{handlers.SendBatch}, Logger: log})
-		if err != nil {
-			return errors.Join(fmt.Errorf("fan-out: %w", err), stopAll(), closeStores())
+		// The schedule role's engines — scheduled releases, group
+		// fan-outs, recurring schedules — built afresh for each term.
+		schedule := func(ctx context.Context) error {
+			sched, err := scheduler.New(scheduler.Config{
+				Releaser: handlers.Release, Backlog: backlog, Logger: log,
+				Follow: followNotifications(events, "scheduler"),
+			})
+			if err != nil {
+				return fmt.Errorf("schedule: %w", err)
+			}
+			// Group fan-outs and recurring schedules create ordinary
+			// notifications through the batch handler.
+			fan, err := fanout.New(fanout.Config{Store: events, Ledger: groupSvc, Sender: batchSender{handlers.SendBatch}, Logger: log})
+			if err != nil {
+				return fmt.Errorf("fan-out: %w", err)
+			}
+			rec, err := recurring.New(recurring.Config{Store: events, Ledger: scheduleSvc, Sender: batchSender{handlers.SendBatch}, Logger: log})
+			if err != nil {
+				return fmt.Errorf("recurring: %w", err)
+			}
+			errs := make(chan error, 3)
+			go func() { errs <- sched.Run(ctx, nil) }()
+			go func() { errs <- fan.Run(ctx, nil) }()
+			go func() { errs <- rec.Run(ctx, nil) }()
+			return errors.Join(<-errs, <-errs, <-errs)
 		}
-		start(func(ctx context.Context) error { return fan.Run(ctx, nil) }, false)
-		rec, err := recurring.New(recurring.Config{Store: events, Ledger: scheduleSvc, Sender: batchSender{handlers.SendBatch}, Logger: log})
-		if err != nil {
-			return errors.Join(fmt.Errorf("recurring: %w", err), stopAll(), closeStores())
+		// Like the projections, one schedule process works at a time when
+		// they run apart: the others stand by on a lease, so a firing or a
+		// fan-out chunk is never worked twice at once.
+		if l, ok := views.(leaser); ok && roles != allRoles {
+			start(func(ctx context.Context) error {
+				return runWithLease(ctx, l, "schedule", 6*time.Second, log, schedule)
+			}, false)
+		} else {
+			start(schedule, false)
 		}
-		start(func(ctx context.Context) error { return rec.Run(ctx, nil) }, false)
 	}
 
 	srv := httpserver.New(log, []func(http.Handler) http.Handler{m.Middleware}, httpserver.Check{
