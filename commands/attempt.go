@@ -95,9 +95,12 @@ type RecordOutcome struct {
 	Succeeded         bool
 	ProviderMessageID string
 	Confirmed         bool
-	Reason            string
-	Retryable         bool
-	RetryAt           time.Time
+	// Rendered is recorded with an in-app success of a templated
+	// notification: the inbox shows it.
+	Rendered  *domain.Content
+	Reason    string
+	Retryable bool
+	RetryAt   time.Time
 }
 
 // RecordOutcomeResult is the delivery's state after the outcome.
@@ -117,7 +120,7 @@ func (h *AttemptHandler) Record(ctx context.Context, cmd RecordOutcome) (RecordO
 		if cmd.Succeeded {
 			return domain.DecideNotification(state, domain.RecordSuccess{
 				DeliveryID: cmd.DeliveryID, Attempt: cmd.Attempt, ProviderMessageID: cmd.ProviderMessageID,
-				Confirmed: cmd.Confirmed, Now: now,
+				Confirmed: cmd.Confirmed, Rendered: cmd.Rendered, Now: now,
 			})
 		}
 		return domain.DecideNotification(state, domain.RecordFailure{

@@ -73,7 +73,9 @@ type RecordSuccess struct {
 	Attempt           int
 	ProviderMessageID string
 	Confirmed         bool
-	Now               time.Time
+	// Rendered, for an in-app delivery of a template, is the text shown.
+	Rendered *Content
+	Now      time.Time
 }
 
 // RecordFailure records that the attempt in flight failed. Attempt 0 means
@@ -361,6 +363,7 @@ func decideSuccess(n Notification, c RecordSuccess) ([]Event, error) {
 		ProviderMessageID: c.ProviderMessageID,
 		Confirmed:         c.Confirmed,
 		SucceededAt:       c.Now.UTC(),
+		Rendered:          c.Rendered,
 	}}, nil
 }
 

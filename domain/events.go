@@ -103,6 +103,10 @@ type DeliverySucceeded struct {
 	ProviderMessageID string     `json:"provider_message_id"`
 	Confirmed         bool       `json:"confirmed"`
 	SucceededAt       time.Time  `json:"succeeded_at"`
+	// Rendered is what an in-app delivery of a templated notification
+	// showed (the inbox has no other copy of the rendered text); nil
+	// otherwise.
+	Rendered *Content `json:"rendered,omitempty"`
 }
 
 // DeliveryFailed records that attempt Attempt failed. It is always followed

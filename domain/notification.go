@@ -134,6 +134,7 @@ type Delivery struct {
 	repeats           DeliveryID
 	suppressionReason string
 	receipts          []receiptKey
+	rendered          *Content // what an in-app delivery of a template showed
 }
 
 type receiptKey struct {
@@ -168,6 +169,15 @@ func (d Delivery) ProviderMessageID() string { return d.providerMessageID }
 // lease ends and another worker may take it over (zero when it has no
 // lease); zero otherwise.
 func (d Delivery) NextAttemptAt() time.Time { return d.nextAttemptAt }
+
+// Rendered returns the text an in-app delivery of a templated notification
+// showed, once it succeeded.
+func (d Delivery) Rendered() (Content, bool) {
+	if d.rendered == nil {
+		return Content{}, false
+	}
+	return *d.rendered, true
+}
 
 // Repeats returns the delivery this one resends, or "" for a first delivery.
 func (d Delivery) Repeats() DeliveryID { return d.repeats }
@@ -241,6 +251,10 @@ func EvolveNotification(state Notification, e Event) Notification {
 		n.deliveries = updateDelivery(n.deliveries, ev.DeliveryID, func(d *Delivery) {
 			d.attemptOpen = false
 			d.nextAttemptAt = time.Time{}
+			if ev.Rendered != nil {
+				r := *ev.Rendered
+				d.rendered = &r
+			}
 			if ev.ProviderMessageID != "" {
 				d.providerMessageID = ev.ProviderMessageID
 			}

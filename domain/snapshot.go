@@ -38,6 +38,7 @@ type DeliverySnapshot struct {
 	Repeats           DeliveryID        `json:"repeats,omitempty"`
 	SuppressionReason string            `json:"suppression_reason,omitempty"`
 	Receipts          []ReceiptSnapshot `json:"receipts,omitempty"`
+	Rendered          *Content          `json:"rendered,omitempty"`
 }
 
 // ReceiptSnapshot is one provider receipt already recorded on a delivery
@@ -60,6 +61,7 @@ func (n Notification) Snapshot() NotificationSnapshot {
 			ID: d.id, Channel: d.channel, Address: d.address, Status: d.status, Attempts: d.attempts,
 			AttemptOpen: d.attemptOpen, LastError: d.lastError, ProviderMessageID: d.providerMessageID,
 			NextAttemptAt: d.nextAttemptAt, Repeats: d.repeats, SuppressionReason: d.suppressionReason,
+			Rendered: d.rendered,
 		}
 		for _, r := range d.receipts {
 			ds.Receipts = append(ds.Receipts, ReceiptSnapshot{Outcome: r.outcome, ProviderMessageID: r.providerMessageID, Reason: r.reason})
@@ -81,6 +83,7 @@ func RestoreNotification(s NotificationSnapshot) Notification {
 			id: ds.ID, channel: ds.Channel, address: ds.Address, status: ds.Status, attempts: ds.Attempts,
 			attemptOpen: ds.AttemptOpen, lastError: ds.LastError, providerMessageID: ds.ProviderMessageID,
 			nextAttemptAt: ds.NextAttemptAt, repeats: ds.Repeats, suppressionReason: ds.SuppressionReason,
+			rendered: ds.Rendered,
 		}
 		for _, r := range ds.Receipts {
 			d.receipts = append(d.receipts, receiptKey{outcome: r.Outcome, providerMessageID: r.ProviderMessageID, reason: r.Reason})

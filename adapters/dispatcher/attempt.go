@@ -70,6 +70,9 @@ func (d *Dispatcher) attempt(msg *message.Message) error {
 	var f *channel.Failure
 	if sendErr == nil {
 		out.Succeeded, out.ProviderMessageID, out.Confirmed = true, res.ProviderMessageID, res.Confirmed
+		if m.Channel == domain.ChannelInApp && claim.Notification.Request().Template != nil {
+			out.Rendered = &domain.Content{Subject: m.Subject, Body: m.Body, HTML: m.HTML}
+		}
 		d.metrics.attempts.WithLabelValues(string(w.channel), "succeeded").Inc()
 	} else {
 		f = channel.Classify(sendErr)

@@ -519,7 +519,7 @@ func TestTemplatedSendRendersThePinnedVersion(t *testing.T) {
 	send := func(vars map[string]any) (int, map[string]any) {
 		return c.do("POST", "/v1/notifications", map[string]any{
 			"recipient": map[string]any{"id": "user-3", "webhook_url": sink.URL + "/hook"},
-			"channels":  []string{"webhook"},
+			"channels":  []string{"webhook", "inapp"},
 			"template":  map[string]any{"id": "welcome", "vars": vars},
 		})
 	}
@@ -551,6 +551,12 @@ func TestTemplatedSendRendersThePinnedVersion(t *testing.T) {
 	if !strings.Contains(body, "Hello Ada") {
 		t.Fatalf("sink got %s, want the version-1 rendering", body)
 	}
+	// The in-app item shows the rendered text (recorded with its success).
+	waitUntil(t, 10*time.Second, "the rendered inbox item", func() bool {
+		code, m := c.do("GET", "/v1/recipients/user-3/inbox", nil)
+		items, _ := m["items"].([]any)
+		return code == http.StatusOK && len(items) == 1 && items[0].(map[string]any)["body"] == "Hello Ada"
+	})
 	_, m = c.do("GET", "/v1/notifications/"+id+"/events", nil)
 	req := m["events"].([]any)[0].(map[string]any)["data"].(map[string]any)["request"].(map[string]any)
 	if v := req["template"].(map[string]any)["version"]; v != float64(1) {

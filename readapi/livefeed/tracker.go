@@ -209,6 +209,10 @@ func (t *tracker) succeeded(ctx context.Context, rec eventstore.RecordedEvent, i
 	if prio == "" {
 		prio = domain.PriorityNormal
 	}
+	subject, body := c.subject, c.body
+	if ev.Rendered != nil { // a template, rendered by the dispatcher
+		subject, body = ev.Rendered.Subject, ev.Rendered.Body
+	}
 	return update{
 		pos:       rec.Position,
 		recipient: recipient,
@@ -219,8 +223,8 @@ func (t *tracker) succeeded(ctx context.Context, rec eventstore.RecordedEvent, i
 			Status:         status,
 			Category:       c.category,
 			Priority:       prio,
-			Subject:        c.subject,
-			Body:           c.body,
+			Subject:        subject,
+			Body:           body,
 			Template:       c.template,
 			CreatedAt:      c.createdAt,
 			UpdatedAt:      projections.EventTime(ev, rec.RecordedAt),

@@ -446,6 +446,10 @@ func (w *writer) inbox(changes []change) (rows, states []stmt, err error) {
 			if d.Channel() != domain.ChannelInApp {
 				continue
 			}
+			subject, body := subject, body
+			if r, ok := d.Rendered(); ok {
+				subject, body = r.Subject, r.Body
+			}
 			old, had := c.before.n.Delivery(d.ID())
 			if had && old.Status() == d.Status() {
 				continue

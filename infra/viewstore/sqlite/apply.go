@@ -473,6 +473,10 @@ func (a *applier) inbox(changes []change) error {
 			if d.Channel() != domain.ChannelInApp {
 				continue
 			}
+			subject, body := subject, body
+			if r, ok := d.Rendered(); ok {
+				subject, body = r.Subject, r.Body
+			}
 			var wasIn bool
 			var was domain.DeliveryStatus
 			if old, had := c.before.Delivery(d.ID()); had && c.before.Exists() {
