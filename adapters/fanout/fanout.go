@@ -104,7 +104,8 @@ type Engine struct {
 	cfg Config
 
 	mu     sync.Mutex
-	queued map[domain.BatchID]bool
+	queued map[domain.BatchID]bool // queued or being worked on
+	again  map[domain.BatchID]bool // news arrived while it was worked on
 	queue  chan domain.BatchID
 }
 
@@ -114,7 +115,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("new fan-out engine: %w", err)
 	}
 	cfg.setDefaults()
-	return &Engine{cfg: cfg, queued: map[domain.BatchID]bool{}, queue: make(chan domain.BatchID, 1024)}, nil
+	return &Engine{cfg: cfg, queued: map[domain.BatchID]bool{}, again: map[domain.BatchID]bool{}, queue: make(chan domain.BatchID, 1024)}, nil
 }
 
 // Plan returns the items for recipients[from:to] of batch b. It is the
@@ -177,6 +178,9 @@ func (e *Engine) Run(ctx context.Context, ready chan<- struct{}) error {
 func (e *Engine) enqueue(ctx context.Context, id domain.BatchID) {
 	e.mu.Lock()
 	if e.queued[id] {
+		// A worker may be deciding on what it read before this news (an
+		// approval): it looks again when it is done.
+		e.again[id] = true
 		e.mu.Unlock()
 		return
 	}
@@ -192,12 +196,23 @@ func (e *Engine) run(ctx context.Context, id domain.BatchID) {
 	defer func() {
 		e.mu.Lock()
 		delete(e.queued, id)
+		delete(e.again, id)
 		e.mu.Unlock()
 	}()
 	for ctx.Err() == nil {
 		err := e.fanOut(ctx, id)
-		if err == nil || ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return
+		}
+		if err == nil {
+			e.mu.Lock()
+			more := e.again[id]
+			delete(e.again, id)
+			e.mu.Unlock()
+			if !more {
+				return
+			}
+			continue
 		}
 		e.cfg.Logger.Error("fan-out failed; retrying", "batch", id, "err", err)
 		select {
