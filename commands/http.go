@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"herald/commands/jsonbody"
 	"io"
 	"mime"
 	"net/http"
-	"reflect"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -441,74 +441,21 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64, optional bool
 		if errors.As(err, &mbe) {
 			return nil, err
 		}
-		return nil, &malformedJSONError{detail: "reading the body: " + err.Error()}
+		return nil, &malformedJSONError{Detail: "reading the body: " + err.Error()}
 	}
 	if untyped && len(body) > 0 {
 		return nil, fmt.Errorf("a body without a content type: %w", errUnsupportedMediaType)
 	}
 	if len(bytes.TrimSpace(body)) == 0 && !optional {
-		return nil, &malformedJSONError{detail: "the body is empty"}
+		return nil, &malformedJSONError{Detail: "the body is empty"}
 	}
 	return body, nil
 }
 
 // decodeStrict decodes exactly one JSON value into v, refusing unknown
-// fields and trailing data. Wrong types are validation problems naming the
-// field; everything else that does not parse is malformed JSON.
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var (
-			se *json.SyntaxError
-			te *json.UnmarshalTypeError
-		)
-		switch {
-		case errors.As(err, &te):
-			field := te.Field
-			if field == "" {
-				field = "(body)"
-			}
-			return &domain.ValidationError{Fields: []domain.FieldError{{
-				Field: field, Problem: fmt.Sprintf("must be %s, not %s", jsonKind(te.Type), te.Value),
-			}}}
-		case errors.As(err, &se):
-			return &malformedJSONError{detail: fmt.Sprintf("%v (at byte %d)", se, se.Offset)}
-		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-			return &malformedJSONError{detail: "the body ends before the JSON value does"}
-		}
-		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			return &unknownFieldError{field: strings.Trim(name, `"`)}
-		}
-		return &malformedJSONError{detail: err.Error()}
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return &malformedJSONError{detail: "unexpected data after the JSON value"}
-	}
-	return nil
-}
-
-// jsonKind names the JSON type a Go type decodes from.
-func jsonKind(t reflect.Type) string {
-	if t == nil {
-		return "another type"
-	}
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "a boolean"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
-		reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	case reflect.Map, reflect.Struct, reflect.Pointer:
-		return "an object"
-	}
-	return "another type"
-}
+// fields and trailing data (numbers as float64, as the request types
+// expect).
+func decodeStrict(data []byte, v any) error { return jsonbody.Strict(data, v, false) }
 
 type markReadResponseJSON struct {
 	NotificationID domain.NotificationID `json:"notification_id"`

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"herald/commands/jsonbody"
 	"net/http"
 
 	"herald/domain"
@@ -66,20 +67,16 @@ type Problem struct {
 
 // HTTP-level errors, turned into problems by problemFor.
 var (
-	errUnsupportedMediaType = errors.New("content type must be application/json")
+	errUnsupportedMediaType = jsonbody.ErrUnsupportedMediaType
 	errRouteNotFound        = errors.New("no such route")
 	errMethodNotAllowed     = errors.New("method not allowed on this route")
 )
 
 // malformedJSONError is a body that does not parse.
-type malformedJSONError struct{ detail string }
-
-func (e *malformedJSONError) Error() string { return "malformed JSON: " + e.detail }
+type malformedJSONError = jsonbody.MalformedError
 
 // unknownFieldError is a body with a field the request type lacks.
-type unknownFieldError struct{ field string }
-
-func (e *unknownFieldError) Error() string { return fmt.Sprintf("unknown field %q", e.field) }
+type unknownFieldError = jsonbody.UnknownFieldError
 
 // conflicts are the domain refusals that mean "not in this state".
 var conflicts = []error{
@@ -110,7 +107,7 @@ func problemFor(err error) Problem {
 		pt = ProblemUnsupportedMediaType
 	case errors.As(err, &ufe):
 		pt = ProblemUnknownField
-		flds = []domain.FieldError{{Field: ufe.field, Problem: "unknown field"}}
+		flds = []domain.FieldError{{Field: ufe.Field, Problem: "unknown field"}}
 	case errors.As(err, &mje):
 		pt = ProblemMalformedJSON
 	case errors.As(err, &ve):

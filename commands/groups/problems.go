@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"herald/commands/jsonbody"
 	"net/http"
 
 	"herald/domain"
@@ -68,18 +69,14 @@ type Problem struct {
 }
 
 var (
-	errUnsupportedMediaType = errors.New("unsupported content type")
+	errUnsupportedMediaType = jsonbody.ErrUnsupportedMediaType
 	errRouteNotFound        = errors.New("no such route")
 	errMethodNotAllowed     = errors.New("method not allowed on this route")
 )
 
-type malformedJSONError struct{ detail string }
+type malformedJSONError = jsonbody.MalformedError
 
-func (e *malformedJSONError) Error() string { return "malformed JSON: " + e.detail }
-
-type unknownFieldError struct{ field string }
-
-func (e *unknownFieldError) Error() string { return fmt.Sprintf("unknown field %q", e.field) }
+type unknownFieldError = jsonbody.UnknownFieldError
 
 var conflicts = []error{
 	domain.ErrGroupExists, domain.ErrGroupArchived, domain.ErrGroupEmpty,
@@ -106,7 +103,7 @@ func problemFor(err error) Problem {
 		pt = ProblemUnsupportedMediaType
 	case errors.As(err, &ufe):
 		pt = ProblemUnknownField
-		flds = []domain.FieldError{{Field: ufe.field, Problem: "unknown field"}}
+		flds = []domain.FieldError{{Field: ufe.Field, Problem: "unknown field"}}
 	case errors.As(err, &mje):
 		pt = ProblemMalformedJSON
 	case errors.Is(err, domain.ErrGroupNotFound), errors.Is(err, domain.ErrBatchNotFound), errors.Is(err, errRouteNotFound):

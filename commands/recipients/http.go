@@ -3,13 +3,10 @@ package recipients
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"herald/commands/jsonbody"
 	"html/template"
-	"io"
-	"mime"
 	"net/http"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -414,79 +411,5 @@ func (a *api) unsubscribe(w http.ResponseWriter, r *http.Request) {
 // decodeBody checks the content type, reads at most MaxBodyBytes and
 // decodes exactly one JSON value into v, refusing unknown fields.
 func (a *api) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	ct := r.Header.Get("Content-Type")
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil || mt != "application/json" {
-		return fmt.Errorf("content type %q: %w", ct, errUnsupportedMediaType)
-	}
-	limit := a.opt.MaxBodyBytes
-	if r.ContentLength > limit {
-		return &http.MaxBytesError{Limit: limit}
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return err
-		}
-		return &malformedJSONError{detail: "reading the body: " + err.Error()}
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return &malformedJSONError{detail: "the body is empty"}
-	}
-	return decodeStrict(body, v)
-}
-
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var (
-			se *json.SyntaxError
-			te *json.UnmarshalTypeError
-		)
-		switch {
-		case errors.As(err, &te):
-			field := te.Field
-			if field == "" {
-				field = "(body)"
-			}
-			return &domain.ValidationError{Fields: []domain.FieldError{{
-				Field: field, Problem: fmt.Sprintf("must be %s, not %s", jsonKind(te.Type), te.Value),
-			}}}
-		case errors.As(err, &se):
-			return &malformedJSONError{detail: fmt.Sprintf("%v (at byte %d)", se, se.Offset)}
-		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-			return &malformedJSONError{detail: "the body ends before the JSON value does"}
-		}
-		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			return &unknownFieldError{field: strings.Trim(name, `"`)}
-		}
-		return &malformedJSONError{detail: err.Error()}
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return &malformedJSONError{detail: "unexpected data after the JSON value"}
-	}
-	return nil
-}
-
-func jsonKind(t reflect.Type) string {
-	if t == nil {
-		return "another type"
-	}
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "a boolean"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
-		reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	case reflect.Map, reflect.Struct, reflect.Pointer:
-		return "an object"
-	}
-	return "another type"
+	return jsonbody.Read(w, r, v, jsonbody.Options{MaxBytes: a.opt.MaxBodyBytes})
 }

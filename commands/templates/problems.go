@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"herald/commands/jsonbody"
 	"net/http"
 
 	"herald/domain"
@@ -65,18 +66,14 @@ type Problem struct {
 
 // HTTP-level errors, turned into problems by problemFor.
 var (
-	errUnsupportedMediaType = errors.New("content type must be application/json")
+	errUnsupportedMediaType = jsonbody.ErrUnsupportedMediaType
 	errRouteNotFound        = errors.New("no such route")
 	errMethodNotAllowed     = errors.New("method not allowed on this route")
 )
 
-type malformedJSONError struct{ detail string }
+type malformedJSONError = jsonbody.MalformedError
 
-func (e *malformedJSONError) Error() string { return "malformed JSON: " + e.detail }
-
-type unknownFieldError struct{ field string }
-
-func (e *unknownFieldError) Error() string { return fmt.Sprintf("unknown field %q", e.field) }
+type unknownFieldError = jsonbody.UnknownFieldError
 
 // problemFor is the one place where errors become HTTP statuses. Only
 // errors no input can cause (a failing disk, a bug) become 500.
@@ -98,7 +95,7 @@ func problemFor(err error) Problem {
 		pt = ProblemUnsupportedMediaType
 	case errors.As(err, &ufe):
 		pt = ProblemUnknownField
-		flds = []domain.FieldError{{Field: ufe.field, Problem: "unknown field"}}
+		flds = []domain.FieldError{{Field: ufe.Field, Problem: "unknown field"}}
 	case errors.As(err, &mje):
 		pt = ProblemMalformedJSON
 	// Before the validation errors: Resolve-style errors carry both, and

@@ -1,0 +1,142 @@
+// Package jsonbody reads the JSON request bodies of the command APIs
+// (templates, recipients, groups, schedules) one way: content type checked,
+// size bounded, strict decoding (unknown fields refused, one value only),
+// and typed errors each API maps to its problem catalogue. It writes no
+// answers: problems are the APIs' own.
+package jsonbody
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"reflect"
+	"strings"
+
+	"herald/domain"
+)
+
+// ErrUnsupportedMediaType is wrapped by the error for a body that is not
+// application/json (415).
+var ErrUnsupportedMediaType = errors.New("content type must be application/json")
+
+// MalformedError is a body that is not one JSON value (400).
+type MalformedError struct{ Detail string }
+
+func (e *MalformedError) Error() string { return "malformed JSON: " + e.Detail }
+
+// UnknownFieldError names a field the request type does not have (400).
+type UnknownFieldError struct{ Field string }
+
+func (e *UnknownFieldError) Error() string { return fmt.Sprintf("unknown field %q", e.Field) }
+
+// Options says how to read one body.
+type Options struct {
+	// MaxBytes bounds the body; a longer one gives *http.MaxBytesError
+	// (413).
+	MaxBytes int64
+	// Optional allows an empty body (v is left as it is), with or without
+	// a content type.
+	Optional bool
+	// UseNumber decodes numbers into interface values as json.Number, so
+	// template variables keep their exact form.
+	UseNumber bool
+}
+
+// Read decodes r's body into v. Its errors are the ones above, a
+// *http.MaxBytesError, or a *domain.ValidationError naming a field of the
+// wrong JSON type.
+func Read(w http.ResponseWriter, r *http.Request, v any, o Options) error {
+	ct := r.Header.Get("Content-Type")
+	untyped := ct == "" && o.Optional
+	if !untyped {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			return fmt.Errorf("content type %q: %w", ct, ErrUnsupportedMediaType)
+		}
+	}
+	if r.ContentLength > o.MaxBytes {
+		return &http.MaxBytesError{Limit: o.MaxBytes}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, o.MaxBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return &MalformedError{Detail: "reading the body: " + err.Error()}
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		if o.Optional {
+			return nil
+		}
+		return &MalformedError{Detail: "the body is empty"}
+	}
+	if untyped {
+		return fmt.Errorf("a body without a content type: %w", ErrUnsupportedMediaType)
+	}
+	return Strict(body, v, o.UseNumber)
+}
+
+// Strict decodes exactly one JSON value from data into v, refusing unknown
+// fields.
+func Strict(data []byte, v any, useNumber bool) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if useNumber {
+		dec.UseNumber()
+	}
+	if err := dec.Decode(v); err != nil {
+		var (
+			se *json.SyntaxError
+			te *json.UnmarshalTypeError
+		)
+		switch {
+		case errors.As(err, &te):
+			field := te.Field
+			if field == "" {
+				field = "(body)"
+			}
+			return &domain.ValidationError{Fields: []domain.FieldError{{
+				Field: field, Problem: fmt.Sprintf("must be %s, not %s", jsonKind(te.Type), te.Value),
+			}}}
+		case errors.As(err, &se):
+			return &MalformedError{Detail: fmt.Sprintf("%v (at byte %d)", se, se.Offset)}
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return &MalformedError{Detail: "the body ends before the JSON value does"}
+		}
+		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return &UnknownFieldError{Field: strings.Trim(name, `"`)}
+		}
+		return &MalformedError{Detail: err.Error()}
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return &MalformedError{Detail: "unexpected data after the JSON value"}
+	}
+	return nil
+}
+
+// jsonKind names the JSON type a Go type decodes from.
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "another type"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct, reflect.Pointer:
+		return "an object"
+	}
+	return "another type"
+}
