@@ -171,8 +171,8 @@ func decideSend(state domain.Notification, id domain.NotificationID, req domain.
 		return events, nil
 	}
 	if plan == nil {
-		p, _ := requestPlanner{}.Plan(context.Background(), requested.Request(), now)
-		plan = &p
+		plans, suppressions := planFor(requested.Request())
+		plan = &domain.PlanDecision{Plans: plans, Suppressions: suppressions}
 	}
 	planned, err := domain.DecideNotification(requested, planCommand(*plan, now))
 	if err != nil {

@@ -387,9 +387,6 @@ func benchDeliveryRun(ctx context.Context, dataDir string, rate int, duration ti
 	defer sink.Close()
 	args := []string{"--addr", "127.0.0.1:0", "--data", dataDir, "--log-level", "warn",
 		"--api-key", "bench:" + benchKey + ":send+read+admin", "--webhook-allow-hosts", "127.0.0.1"}
-	if c := os.Getenv("HERALD_BENCH_CONCURRENCY"); c != "" {
-		args = append(args, "--delivery-concurrency", c)
-	}
 	base, stop, err := startInProcess(ctx, args, stderr)
 	if err != nil {
 		return benchmark.DeliveryFigures{}, err

@@ -180,8 +180,6 @@ func TestMultiProcess(t *testing.T) {
 			t.Fatalf("%s: live view %q, rebuild %q", id, live[id], st)
 		}
 	}
-	_ = project[1]
-	_ = deliver[1]
 }
 
 // rebuildSearch projects the whole log into fresh views and returns the

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 )
 
@@ -45,12 +44,10 @@ func (v *Views) ReleaseLease(ctx context.Context, name, owner string) error {
 	return nil
 }
 
-var leaseTableOnce sync.Map // *Views → struct{}
-
 // leaseTable creates the leases table on first use: it is not a view, so
 // it is not part of the projections' schema and never rebuilt.
 func (v *Views) leaseTable(ctx context.Context) error {
-	if _, ok := leaseTableOnce.Load(v); ok {
+	if v.leasesReady.Load() {
 		return nil
 	}
 	if _, err := v.writeDB.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS leases (
@@ -60,6 +57,6 @@ func (v *Views) leaseTable(ctx context.Context) error {
 	) WITHOUT ROWID`); err != nil {
 		return fmt.Errorf("create leases table: %w", err)
 	}
-	leaseTableOnce.Store(v, struct{}{})
+	v.leasesReady.Store(true)
 	return nil
 }

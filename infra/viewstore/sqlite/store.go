@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // cgo SQLite driver, as the event log uses
@@ -41,8 +42,9 @@ func (o *Options) setDefaults() {
 // Views is the embedded view store. It is safe for concurrent use: writes
 // go through one connection (Apply, rebuilds), queries through a read pool.
 type Views struct {
-	writeDB *sql.DB
-	readDB  *sql.DB
+	writeDB     *sql.DB
+	readDB      *sql.DB
+	leasesReady atomic.Bool // the leases table exists (lease.go)
 }
 
 func dsn(path string, readOnly bool) string {
