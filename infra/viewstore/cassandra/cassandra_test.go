@@ -30,6 +30,10 @@ var (
 	session     *gocql.Session
 	sessionErr  error
 	keyspaces   atomic.Int64
+	// ddlMu makes the parallel tests create and drop their keyspaces one at
+	// a time: schema changes are serialized in Cassandra anyway, and a pile
+	// of concurrent ones on a loaded two-core machine is what times out.
+	ddlMu sync.Mutex
 )
 
 func testSession(t testing.TB) *gocql.Session {
@@ -70,10 +74,15 @@ func newKeyspace(t testing.TB, opts cassandra.Options) (*cassandra.Views, string
 	s := testSession(t)
 	ks := fmt.Sprintf("herald_test_%d_%d", time.Now().UnixNano()%1e9, keyspaces.Add(1))
 	ctx := context.Background()
-	if err := cassandra.Migrate(ctx, s, cassandra.MigrateOptions{Keyspace: ks}); err != nil {
+	ddlMu.Lock()
+	err := cassandra.Migrate(ctx, s, cassandra.MigrateOptions{Keyspace: ks})
+	ddlMu.Unlock()
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		ddlMu.Lock()
+		defer ddlMu.Unlock()
 		if err := s.Query(`DROP KEYSPACE IF EXISTS ` + ks).Exec(); err != nil {
 			t.Logf("drop keyspace %s: %v", ks, err)
 		}

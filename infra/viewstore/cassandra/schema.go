@@ -216,13 +216,39 @@ func (m *migrator) ddl(stmt string) {
 	if m.err != nil {
 		return
 	}
-	if err := m.s.Query(stmt).WithContext(m.ctx).Exec(); err != nil {
+	// Every statement Migrate runs is idempotent (IF [NOT] EXISTS), so a
+	// statement whose answer timed out is tried again once the nodes agree
+	// on the schema: a busy node often applies the change but answers
+	// late, and the retry then finds it done.
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = m.s.Query(stmt).WithContext(m.ctx).Exec()
+		if err == nil || attempt == ddlAttempts || !isTimeout(err) {
+			break
+		}
+		if err := m.s.AwaitSchemaAgreement(m.ctx); err != nil {
+			break
+		}
+	}
+	if err != nil {
 		m.err = fmt.Errorf("%s: %w", firstLine(stmt), err)
 		return
 	}
 	if err := m.s.AwaitSchemaAgreement(m.ctx); err != nil {
 		m.err = fmt.Errorf("%s: schema agreement: %w", firstLine(stmt), err)
 	}
+}
+
+// ddlAttempts bounds the tries of one schema statement whose answer timed
+// out.
+const ddlAttempts = 3
+
+// isTimeout reports whether err says a statement's answer did not arrive
+// in time (on the client or between the coordinator and the replicas),
+// not that the statement was refused.
+func isTimeout(err error) bool {
+	var wt *gocql.RequestErrWriteTimeout
+	return errors.Is(err, gocql.ErrTimeoutNoResponse) || errors.As(err, &wt)
 }
 
 func firstLine(s string) string {
