@@ -7,6 +7,10 @@ BIN     := bin/herald
 ADDR    ?= 127.0.0.1:8080
 DATA    ?= ./data
 export CGO_ENABLED := 1
+# SQLite syncs its files with fdatasync instead of fsync (the data and the
+# size, not the modification time): the same durability for the log, and a
+# commit about a tenth cheaper here (see infra/eventstore/sqlite/doc.go).
+export CGO_CFLAGS := -O2 -g -DHAVE_FDATASYNC=1
 
 .PHONY: all build run test bench lint clean
 

@@ -20,6 +20,14 @@
 // Appends are bound by fsync and group forming, so the drivers tie there;
 // reads decide it.
 //
+// The Makefile builds SQLite with HAVE_FDATASYNC, so that commits sync the
+// WAL with fdatasync(2): it writes the data and, when the file grew, its
+// size, and skips only the modification time, which SQLite never reads.
+// Without it (a plain `go build`) SQLite calls fsync(2): just as durable,
+// and a commit costs more (16 writers, three runs each: a commit took 0.36
+// to 0.39 ms against 0.40 to 0.45 ms). An append returns only after the
+// commit's sync either way.
+//
 // Several Store values, in one process or several, may share a file:
 // SQLite's locks serialise their writers, each writer's cache of stream
 // versions is dropped when PRAGMA data_version shows another connection

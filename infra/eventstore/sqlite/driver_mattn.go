@@ -4,7 +4,6 @@ package sqlite
 
 import (
 	"database/sql"
-	"errors"
 	"net/url"
 
 	"github.com/mattn/go-sqlite3" // cgo SQLite driver, chosen by measurement (see doc.go)
@@ -34,11 +33,4 @@ func dsn(path string, readOnly bool) string {
 		q.Set("_query_only", "true")
 	}
 	return "file:" + path + "?" + q.Encode()
-}
-
-// isUniqueViolation reports whether err is SQLite refusing a row that a
-// UNIQUE index already holds.
-func isUniqueViolation(err error) bool {
-	var e sqlite3.Error
-	return errors.As(err, &e) && e.ExtendedCode == sqlite3.ErrConstraintUnique
 }

@@ -3,11 +3,9 @@
 package sqlite
 
 import (
-	"errors"
 	"net/url"
 
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
+	_ "modernc.org/sqlite" // pure-Go SQLite driver
 )
 
 const driverName = "sqlite"
@@ -23,11 +21,4 @@ func dsn(path string, readOnly bool) string {
 		q.Add("_pragma", "query_only(true)")
 	}
 	return "file:" + path + "?" + q.Encode()
-}
-
-// isUniqueViolation reports whether err is SQLite refusing a row that a
-// UNIQUE index already holds.
-func isUniqueViolation(err error) bool {
-	var e *sqlite.Error
-	return errors.As(err, &e) && e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
 }

@@ -211,6 +211,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	if reusable {
 		p.oneReq[0] = eventstore.AppendRequest{} // drop the caller's events
 		p.oneErr[0] = nil
+		clear(p.envelopes)
 		pendingPool.Put(p)
 	}
 	return res, err
@@ -257,6 +258,16 @@ func (s *Store) submit(ctx context.Context, p *pending) (reusable bool) {
 				p.errs[i] = fmt.Errorf("append to %s: %w", r.Stream, err)
 				break
 			}
+		}
+	}
+	p.envelopes = p.envelopes[:0]
+	for i, r := range p.reqs {
+		for j := range r.Events {
+			env := ""
+			if p.errs[i] == nil {
+				env = encodeEnvelope(&r.Events[j])
+			}
+			p.envelopes = append(p.envelopes, env)
 		}
 	}
 	if err := ctx.Err(); err != nil {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -27,8 +26,12 @@ type pending struct {
 	reqs    []eventstore.AppendRequest
 	results []eventstore.AppendResult
 	errs    []error // pre-filled with validation errors; the writer skips those
-	state   atomic.Int32
-	done    chan struct{} // capacity 1; the writer sends once when decided
+	// envelopes holds every event's encoded envelope (envelope.go), in the
+	// order of reqs and their events, made by the caller before it queues
+	// so that the writer, which every append waits on, need not.
+	envelopes []string
+	state     atomic.Int32
+	done      chan struct{} // capacity 1; the writer sends once when decided
 
 	// Storage for a single Append, so that a pooled pending needs no
 	// slices of its own.
@@ -61,8 +64,7 @@ type writer struct {
 	// inside sql.Conn.Raw for its whole life, which spares every statement
 	// database/sql's locking and argument conversion.
 	beginStmt, commitStmt, rollbackStmt driver.Stmt
-	savepointStmt, rollbackToStmt       driver.Stmt
-	releaseStmt                         driver.Stmt
+	deleteAfter                         driver.Stmt   // undoes a batch of rows
 	inserts                             []driver.Stmt // inserts[k] writes 1<<k rows
 	streamVers                          driver.Stmt   // versions of a JSON list of streams
 	streamVer                           driver.Stmt   // version of one stream
@@ -74,6 +76,12 @@ type writer struct {
 	// (PRAGMA data_version unchanged since our last commit).
 	versions    map[string]uint64
 	lastDataVer int64
+	lastHead    uint64 // the last position our own last commit wrote
+
+	// release takes the callers of a committed group to the goroutine
+	// that wakes them, so that the writer can begin the next group while
+	// they are woken one by one.
+	release chan []*pending
 
 	// Group-forming state: how many callers the last commit released, how
 	// many were already queued then, and a moving average of a group's
@@ -84,6 +92,7 @@ type writer struct {
 
 	rows []row               // reused between batches
 	args []driver.NamedValue // reused between batches
+	undo []stagedChange      // reused between batches
 }
 
 func newWriter(ctx context.Context, s *Store) (*writer, error) {
@@ -104,7 +113,8 @@ func newWriter(ctx context.Context, s *Store) (*writer, error) {
 		conn.Close()
 		return nil, err
 	}
-	return &writer{s: s, conn: conn, base: context.WithoutCancel(ctx), queue: make(chan *pending, 1024), versions: make(map[string]uint64), lastDataVer: -1}, nil
+	return &writer{s: s, conn: conn, base: context.WithoutCancel(ctx), queue: make(chan *pending, 1024), versions: make(map[string]uint64), lastDataVer: -1,
+		release: make(chan []*pending, 4)}, nil
 }
 
 // start runs the writer on its driver connection until closing is closed.
@@ -112,8 +122,20 @@ func newWriter(ctx context.Context, s *Store) (*writer, error) {
 // could not be.
 func (w *writer) start(closing <-chan struct{}, ended chan<- struct{}) error {
 	prepared := make(chan error, 1)
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		for live := range w.release {
+			for _, p := range live {
+				p.done <- struct{}{} // buffered: exactly one send per taken append
+			}
+			w.s.wake()
+		}
+	}()
 	go func() {
 		defer close(ended)
+		defer func() { <-released }()
+		defer close(w.release)
 		err := w.conn.Raw(func(dc any) error {
 			if err := w.prepare(dc); err != nil {
 				prepared <- err
@@ -148,9 +170,7 @@ func (w *writer) prepare(dc any) error {
 	w.beginStmt = prep("BEGIN IMMEDIATE")
 	w.commitStmt = prep("COMMIT")
 	w.rollbackStmt = prep("ROLLBACK")
-	w.savepointStmt = prep("SAVEPOINT fresh_streams")
-	w.rollbackToStmt = prep("ROLLBACK TO fresh_streams")
-	w.releaseStmt = prep("RELEASE fresh_streams")
+	w.deleteAfter = prep(`DELETE FROM events WHERE position > ?`)
 	for k := 0; k <= maxInsertShift; k++ {
 		w.inserts = append(w.inserts, prep(insertStatement(1<<k)))
 	}
@@ -167,7 +187,7 @@ func (w *writer) prepare(dc any) error {
 }
 
 func (w *writer) closeStmts() {
-	for _, st := range append(w.inserts, w.beginStmt, w.commitStmt, w.rollbackStmt, w.savepointStmt, w.rollbackToStmt, w.releaseStmt, w.streamVers, w.streamVer, w.head, w.dataVersion) {
+	for _, st := range append(w.inserts, w.beginStmt, w.commitStmt, w.rollbackStmt, w.deleteAfter, w.streamVers, w.streamVer, w.head, w.dataVersion) {
 		if st != nil {
 			st.Close()
 		}
@@ -179,7 +199,7 @@ const maxInsertShift = 6
 
 func insertStatement(rows int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT INTO events (position, stream, version, recorded_at, envelope, data) VALUES `)
+	b.WriteString(`INSERT OR IGNORE INTO events (position, stream, version, recorded_at, envelope, data) VALUES `)
 	for i := 0; i < rows; i++ {
 		if i > 0 {
 			b.WriteByte(',')
@@ -326,11 +346,8 @@ func (w *writer) group(first *pending) {
 			}
 		}
 	}
-	for _, p := range g.live {
-		p.done <- struct{}{} // buffered: exactly one send per taken append
-	}
-	if err == nil && len(g.live) > 0 {
-		w.s.wake()
+	if len(g.live) > 0 {
+		w.release <- g.live
 	}
 	w.avgGroup += (time.Since(start) - w.avgGroup) / 8
 	w.lastReleased = received
@@ -364,10 +381,12 @@ func (w *writer) beginTx(ctx context.Context, g *txGroup) error {
 	if err != nil {
 		return fmt.Errorf("data_version: %w", err)
 	}
-	if dv != w.lastDataVer {
-		clear(w.versions)
-	}
 	g.dv = dv
+	if dv == w.lastDataVer {
+		g.head = w.lastHead
+		return nil
+	}
+	clear(w.versions)
 	h, err := queryInt64(ctx, w.head)
 	if err != nil {
 		return fmt.Errorf("head: %w", err)
@@ -390,49 +409,67 @@ func (w *writer) add(ctx context.Context, g *txGroup, arrivals []*pending) error
 		return nil
 	}
 	assumed, err := w.lookupVersions(ctx, g, added, true)
-	if err != nil || len(assumed) == 0 {
-		if err != nil {
-			return err
-		}
-		w.stage(g, added)
-		return w.insertRows(ctx, time.Now().UnixNano())
-	}
-
-	// Some streams were assumed new without a lookup (see lookupVersions).
-	// A savepoint lets this batch be undone alone if one was not: the
-	// insert of its version 1 then breaks the (stream, version) index.
-	if err := exec(ctx, w.savepointStmt); err != nil {
-		return fmt.Errorf("savepoint: %w", err)
-	}
-	undo := w.snapshot(g, added)
-	w.stage(g, added)
-	err = w.insertRows(ctx, time.Now().UnixNano())
-	if err != nil && isUniqueViolation(err) {
-		if err := exec(ctx, w.rollbackToStmt); err != nil {
-			return fmt.Errorf("rollback to savepoint: %w", err)
-		}
-		undo()
-		if _, err := w.lookupVersions(ctx, g, added, false); err != nil {
-			return err
-		}
-		w.stage(g, added)
-		err = w.insertRows(ctx, time.Now().UnixNano())
-	}
 	if err != nil {
 		return err
 	}
-	if err := exec(ctx, w.releaseStmt); err != nil {
-		return fmt.Errorf("release savepoint: %w", err)
+	headBefore := g.head
+	w.stage(g, added)
+	inserted, err := w.insertRows(ctx, time.Now().UnixNano())
+	if err != nil {
+		return err
+	}
+	if inserted == len(w.rows) {
+		clear(g.assumed)
+		return nil
+	}
+	if len(assumed) == 0 {
+		// Every version was looked up or known: the index can only have
+		// refused a row if the log changed under a transaction that holds
+		// the write lock.
+		return fmt.Errorf("insert: %d of %d rows refused by the (stream, version) index", len(w.rows)-inserted, len(w.rows))
+	}
+	// A stream assumed new (see lookupVersions) was not: the index skipped
+	// its version 1 (INSERT OR IGNORE). Take this batch's rows out again —
+	// they hold the positions after headBefore — and decide the batch anew
+	// after a real lookup.
+	if err := exec(ctx, w.deleteAfter, driver.NamedValue{Ordinal: 1, Value: int64(headBefore)}); err != nil {
+		return fmt.Errorf("undo insert: %w", err)
+	}
+	w.unstage(g, headBefore)
+	if _, err := w.lookupVersions(ctx, g, added, false); err != nil {
+		return err
+	}
+	w.stage(g, added)
+	inserted, err = w.insertRows(ctx, time.Now().UnixNano())
+	if err != nil {
+		return err
+	}
+	if inserted != len(w.rows) {
+		return fmt.Errorf("insert: %d of %d rows refused by the (stream, version) index after a lookup", len(w.rows)-inserted, len(w.rows))
 	}
 	return nil
 }
 
+// staged is what stage changed, so that unstage can put it back.
+type stagedChange struct {
+	p      *pending
+	req    int    // index in p.reqs
+	stream string // stream whose staged version the request moved
+	prior  uint64 // its staged version before
+	had    bool   // whether it had one
+}
+
 // stage decides the added appends against the versions the transaction
-// knows, assigns positions and versions, and fills w.rows.
+// knows, assigns positions and versions, and fills w.rows. It logs its
+// changes in w.undo.
 func (w *writer) stage(g *txGroup, added []*pending) {
 	w.rows = w.rows[:0]
+	w.undo = w.undo[:0]
 	for _, p := range added {
+		k := 0 // index of r's first event in p.envelopes
 		for i, r := range p.reqs {
+			first := k
+			k += len(r.Events)
 			if p.errs[i] != nil {
 				continue
 			}
@@ -440,6 +477,7 @@ func (w *writer) stage(g *txGroup, added []*pending) {
 			if !ok {
 				cur = w.versions[r.Stream]
 			}
+			w.undo = append(w.undo, stagedChange{p: p, req: i, stream: r.Stream, prior: cur, had: ok})
 			if !r.Expected.Allows(cur) {
 				p.errs[i] = &eventstore.WrongVersionError{Stream: r.Stream, Expected: r.Expected, Actual: cur}
 				continue
@@ -447,7 +485,7 @@ func (w *writer) stage(g *txGroup, added []*pending) {
 			for j := range r.Events {
 				g.head++
 				cur++
-				w.rows = append(w.rows, row{position: g.head, stream: r.Stream, version: cur, event: &r.Events[j]})
+				w.rows = append(w.rows, row{position: g.head, stream: r.Stream, version: cur, event: &r.Events[j], envelope: p.envelopes[first+j]})
 			}
 			g.staged[r.Stream] = cur
 			p.results[i] = eventstore.AppendResult{Version: cur, Position: eventstore.Position(g.head)}
@@ -455,44 +493,28 @@ func (w *writer) stage(g *txGroup, added []*pending) {
 	}
 }
 
-// snapshot returns a function that puts the group and the added appends
-// back as they were before stage, forgetting the assumed stream versions,
-// so they are decided again after a real lookup.
-func (w *writer) snapshot(g *txGroup, added []*pending) (undo func()) {
-	head := g.head
-	type prior struct {
-		v  uint64
-		ok bool
-	}
-	staged := map[string]prior{}
-	var errsBefore [][]error
-	for _, p := range added {
-		errsBefore = append(errsBefore, slices.Clone(p.errs))
-		for _, r := range p.reqs {
-			if _, seen := staged[r.Stream]; !seen {
-				v, ok := g.staged[r.Stream]
-				staged[r.Stream] = prior{v, ok}
-			}
+// unstage undoes the last stage, forgetting the versions assumed without a
+// lookup, so that the appends are decided again after a real one.
+func (w *writer) unstage(g *txGroup, head uint64) {
+	g.head = head
+	for k := len(w.undo) - 1; k >= 0; k-- {
+		c := w.undo[k]
+		c.p.errs[c.req] = nil // stage skips requests with an error: any here is its own
+		c.p.results[c.req] = eventstore.AppendResult{}
+		if c.had && !g.assumed[c.stream] {
+			g.staged[c.stream] = c.prior
+		} else {
+			delete(g.staged, c.stream)
 		}
 	}
-	return func() {
-		g.head = head
-		for stream, pr := range staged {
-			if pr.ok && !g.assumed[stream] {
-				g.staged[stream] = pr.v
-			} else {
-				delete(g.staged, stream)
-			}
-		}
-		clear(g.assumed)
-		for k, p := range added {
-			copy(p.errs, errsBefore[k])
-			clear(p.results)
-		}
-		clear(w.rows)
-	}
+	clear(g.assumed)
+	clear(w.undo)
+	w.undo = w.undo[:0]
+	clear(w.rows)
+	w.rows = w.rows[:0]
 }
 
+// commitTx commits the open transaction and keeps the versions it staged.
 func (w *writer) commitTx(ctx context.Context, g *txGroup) error {
 	if err := exec(ctx, w.commitStmt); err != nil {
 		return errors.Join(fmt.Errorf("commit: %w", err), exec(ctx, w.rollbackStmt))
@@ -500,6 +522,7 @@ func (w *writer) commitTx(ctx context.Context, g *txGroup) error {
 	// Our own commits do not change our connection's data_version, and no
 	// one else could write while we held the lock.
 	w.lastDataVer = g.dv
+	w.lastHead = g.head
 	if len(w.versions)+len(g.staged) > w.s.opts.StreamCacheSize {
 		clear(w.versions)
 	}
@@ -603,12 +626,17 @@ type row struct {
 	stream   string
 	version  uint64
 	event    *eventstore.EventData
+	envelope string
 }
 
 // insertRows writes w.rows with multi-row INSERT statements of
 // power-of-two sizes, which costs far fewer statement executions than one
-// INSERT per event.
-func (w *writer) insertRows(ctx context.Context, now int64) error {
+// INSERT per event, and reports how many rows the log took. The statements
+// are INSERT OR IGNORE: a row whose (stream, version) the log already has is
+// skipped, not an error, so that add can find out without a savepoint that
+// a stream it assumed new was not. Every other row always goes in (the
+// writer binds no NULLs and holds the write lock while it picks positions).
+func (w *writer) insertRows(ctx context.Context, now int64) (inserted int, err error) {
 	rows := w.rows
 	for len(rows) > 0 {
 		k := len(w.inserts) - 1
@@ -628,16 +656,22 @@ func (w *writer) insertRows(ctx context.Context, now int64) error {
 				driver.NamedValue{Ordinal: o + 2, Value: r.stream},
 				driver.NamedValue{Ordinal: o + 3, Value: int64(r.version)},
 				driver.NamedValue{Ordinal: o + 4, Value: now},
-				driver.NamedValue{Ordinal: o + 5, Value: encodeEnvelope(r.event)},
+				driver.NamedValue{Ordinal: o + 5, Value: r.envelope},
 				driver.NamedValue{Ordinal: o + 6, Value: data})
 		}
 		w.args = args
-		if err := exec(ctx, w.inserts[k], args...); err != nil {
-			return fmt.Errorf("insert: %w", err)
+		res, err := w.inserts[k].(driver.StmtExecContext).ExecContext(ctx, args)
+		if err != nil {
+			return inserted, fmt.Errorf("insert: %w", err)
 		}
+		c, err := res.RowsAffected()
+		if err != nil {
+			return inserted, fmt.Errorf("insert: %w", err)
+		}
+		inserted += int(c)
 		rows = rows[n:]
 	}
 	clear(w.args)
-	clear(w.rows)
-	return nil
+	clear(w.rows) // drops the events; the length stays for the caller
+	return inserted, nil
 }
