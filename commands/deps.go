@@ -40,6 +40,13 @@ type Planner interface {
 	Plan(ctx context.Context, req domain.NotificationRequest, now time.Time) (domain.PlanDecision, error)
 }
 
+// Prefetcher is a Planner that can prepare for planning many requests at
+// once (reading what they need in one go). A batch send calls it first;
+// an error only means each request is planned on its own.
+type Prefetcher interface {
+	Prefetch(ctx context.Context, reqs []domain.NotificationRequest, now time.Time) error
+}
+
 // requestPlanner plans from the request alone: the addresses it carries,
 // no preferences.
 type requestPlanner struct{}

@@ -104,6 +104,13 @@ func (h *SendBatchHandler) Handle(ctx context.Context, cmd SendBatch) (SendBatch
 	var exists []int  // items whose stream may already be there
 	var repeats []int // items whose ID another item of this batch already uses
 
+	if pf, ok := h.send.planner.(Prefetcher); ok {
+		reqs := make([]domain.NotificationRequest, len(cmd.Items))
+		for i, item := range cmd.Items {
+			reqs[i] = item.Request
+		}
+		_ = pf.Prefetch(ctx, reqs, now) // on failure, each item is planned on its own
+	}
 	for i, item := range cmd.Items {
 		r := &res.Items[i]
 		r.Index = i

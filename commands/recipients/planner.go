@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"herald/domain"
+	"herald/infra/eventstore"
 )
 
 // Planner is the send path's commands.Planner: it reads the recipient's
@@ -66,6 +67,56 @@ func (p *Planner) profile(ctx context.Context, id string, now time.Time) (domain
 	}
 	p.mu.Unlock()
 	return prof, nil
+}
+
+// Prefetch implements commands.Prefetcher: it learns in one call to the
+// log which of the recipients of reqs have no profile, and caches the
+// empty profile for those, so that planning a batch (a fan-out chunk of a
+// thousand members, most without a profile) reads only the streams that
+// exist. Recipients it cannot look up are left to Plan.
+func (p *Planner) Prefetch(ctx context.Context, reqs []domain.NotificationRequest, now time.Time) error {
+	at := time.Now()
+	p.mu.Lock()
+	if w := p.svc.writes.Load(); w != p.seen || len(p.cached)+len(reqs) >= maxCachedProfiles {
+		p.seen = w
+		clear(p.cached)
+	}
+	var streams []string
+	ids := map[string]string{} // stream → recipient id
+	for _, r := range reqs {
+		id := r.Recipient.ID
+		if id == "" || !domain.RecipientID(id).Valid() {
+			continue
+		}
+		if c, ok := p.cached[id]; ok && at.Sub(c.at) < profileTTL && at.Sub(c.at) >= 0 {
+			continue
+		}
+		stream := domain.RecipientStream(domain.RecipientID(id))
+		if _, dup := ids[stream]; !dup {
+			ids[stream] = id
+			streams = append(streams, stream)
+		}
+	}
+	p.mu.Unlock()
+	if len(streams) == 0 {
+		return nil
+	}
+	before := p.svc.writes.Load()
+	versions, err := eventstore.StreamVersions(ctx, p.svc.x.store, streams)
+	if err != nil {
+		return fmt.Errorf("prefetch recipient profiles: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.svc.writes.Load() != before {
+		return nil // a profile changed meanwhile: Plan reads each
+	}
+	for stream, id := range ids {
+		if _, exists := versions[stream]; !exists {
+			p.cached[id] = cachedProfile{at: at}
+		}
+	}
+	return nil
 }
 
 // Plan implements commands.Planner.

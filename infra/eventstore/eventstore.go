@@ -159,6 +159,47 @@ type Store interface {
 	Close() error
 }
 
+// StreamVersionReader is implemented by engines that can tell the current
+// versions of many streams in one round trip. Callers that check many
+// streams at once (a fan-out planning a thousand recipients, most without
+// a profile) use it when the Store has it and read stream by stream when
+// not; StreamVersions is this choice.
+type StreamVersionReader interface {
+	// StreamVersions returns the version of each of streams that exists;
+	// a stream with no events is left out of the map.
+	StreamVersions(ctx context.Context, streams []string) (map[string]uint64, error)
+}
+
+// StreamVersions returns the current version of each of streams that
+// exists, in one call when s is a StreamVersionReader and by reading the
+// last event of each stream otherwise.
+func StreamVersions(ctx context.Context, s Store, streams []string) (map[string]uint64, error) {
+	if r, ok := s.(StreamVersionReader); ok {
+		return r.StreamVersions(ctx, streams)
+	}
+	out := make(map[string]uint64, len(streams))
+	for _, stream := range streams {
+		var after uint64
+		for {
+			recs, err := s.ReadStream(ctx, stream, after, 4096)
+			if errors.Is(err, ErrStreamNotFound) {
+				break
+			}
+			if err != nil {
+				return nil, err
+			}
+			if len(recs) > 0 {
+				after = recs[len(recs)-1].Version
+				out[stream] = after
+			}
+			if len(recs) < 4096 {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
 // Subscription is a catch-up subscription to the $all log.
 type Subscription interface {
 	// Next blocks until at least one event after the last one returned has

@@ -27,6 +27,25 @@ func testRead(t *testing.T, open Opener, opts Options) {
 		}
 	})
 
+	t.Run("StreamVersions", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, open)
+		two, one, never := f.stream("versions-two"), f.stream("versions-one"), f.stream("versions-never")
+		appendOK(t, f.store, two, eventstore.NoStream, newEvents("Queued", 2)...)
+		appendOK(t, f.store, one, eventstore.NoStream, newEvents("Queued", 1)...)
+		got, err := eventstore.StreamVersions(t.Context(), f.store, []string{two, never, one, two})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]uint64{two: 2, one: 1}
+		if len(got) != len(want) || got[two] != 2 || got[one] != 1 {
+			t.Errorf("StreamVersions = %v, want %v (a stream never written left out)", got, want)
+		}
+		if got, err := eventstore.StreamVersions(t.Context(), f.store, nil); err != nil || len(got) != 0 {
+			t.Errorf("StreamVersions of no streams = %v, %v", got, err)
+		}
+	})
+
 	t.Run("AfterAndLimit", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, open)

@@ -2,7 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -92,8 +94,13 @@ func (s *Store) stmt(ctx context.Context, dc any, query string) (driver.StmtQuer
 // readRows converts driver rows of selectColumns into events. The values a
 // driver hands out from Next are fresh for each row (both drivers this
 // package builds with allocate them), so they are kept without a copy.
+//
+// capHint is the most rows the query can return. Most reads return far
+// fewer (a stream that does not exist, the tail of a followed log), so the
+// slice starts small and grows: sized by the limit, every lookup of a
+// missing stream allocated and cleared about 800 KiB.
 func readRows(rows driver.Rows, capHint int) ([]eventstore.RecordedEvent, error) {
-	evs := make([]eventstore.RecordedEvent, 0, min(capHint, 4096))
+	var evs []eventstore.RecordedEvent
 	dest := make([]driver.Value, 6)
 	for {
 		if err := rows.Next(dest); err != nil {
@@ -123,6 +130,9 @@ func readRows(rows driver.Rows, capHint int) ([]eventstore.RecordedEvent, error)
 		default:
 			return nil, fmt.Errorf("event %d: data of type %T", pos, dest[5])
 		}
+		if evs == nil {
+			evs = make([]eventstore.RecordedEvent, 0, min(capHint, 64))
+		}
 		evs = append(evs, e)
 	}
 }
@@ -136,4 +146,42 @@ func textValue(v driver.Value) string {
 	default:
 		return ""
 	}
+}
+
+var _ eventstore.StreamVersionReader = (*Store)(nil)
+
+// StreamVersions implements eventstore.StreamVersionReader with one query
+// per 4,096 streams (the (stream, version) index answers each).
+func (s *Store) StreamVersions(ctx context.Context, streams []string) (map[string]uint64, error) {
+	out := make(map[string]uint64, len(streams))
+	for len(streams) > 0 {
+		n := min(len(streams), 4096)
+		list, err := json.Marshal(streams[:n])
+		if err != nil {
+			return nil, fmt.Errorf("stream versions: %w", err)
+		}
+		streams = streams[n:]
+		rows, err := s.readDB.QueryContext(ctx, `SELECT j.value, (SELECT MAX(version) FROM events WHERE stream = j.value)
+			FROM json_each(?) AS j`, string(list))
+		if err != nil {
+			return nil, fmt.Errorf("stream versions: %w", err)
+		}
+		for rows.Next() {
+			var stream string
+			var version sql.NullInt64
+			if err := rows.Scan(&stream, &version); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("stream versions: %w", err)
+			}
+			if version.Valid {
+				out[stream] = uint64(version.Int64)
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("stream versions: %w", err)
+		}
+	}
+	return out, nil
 }

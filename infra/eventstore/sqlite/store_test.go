@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -161,6 +162,50 @@ func TestCreateOfExistingStreamNotInCache(t *testing.T) {
 		recs, err := s.ReadStream(ctx, fmt.Sprintf("old-%d", i), 0, 10)
 		if err != nil || len(recs) != 2 {
 			t.Fatalf("old-%d: %d events, %v", i, len(recs), err)
+		}
+	}
+}
+
+// TestStreamVersionsWithoutTheReader checks the stream-by-stream fallback of
+// eventstore.StreamVersions against this store's one-query answer.
+func TestStreamVersionsWithoutTheReader(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "events.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var streams []string
+	for i := range 10 {
+		stream := fmt.Sprintf("s-%d", i)
+		streams = append(streams, stream)
+		if i%3 == 0 {
+			continue // never written
+		}
+		evs := make([]eventstore.EventData, i)
+		for j := range evs {
+			evs[j] = eventstoretest.NewEvent("T", map[string]int{"n": j})
+		}
+		if _, err := s.Append(ctx, stream, eventstore.NoStream, evs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type plainStore struct{ eventstore.Store } // hides StreamVersions
+	one, err := eventstore.StreamVersions(ctx, s, streams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	each, err := eventstore.StreamVersions(ctx, plainStore{s}, streams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(one) != 6 || !maps.Equal(one, each) {
+		t.Fatalf("one query: %v; stream by stream: %v; want the 6 written streams in both", one, each)
+	}
+	for i, stream := range streams {
+		if v, ok := one[stream]; ok != (i%3 != 0) || (ok && v != uint64(i)) {
+			t.Errorf("%s: version %d, present %v", stream, v, ok)
 		}
 	}
 }
