@@ -97,7 +97,9 @@ type EventData struct {
 }
 
 // RecordedEvent is an event as the log holds it: the envelope the append gave
-// it plus the stream version, global position and time of recording.
+// it plus the stream version, global position and time of recording. Its
+// Data may be shared with other readers of the same event: read it, never
+// write to it.
 type RecordedEvent struct {
 	ID            string          `json:"id"`
 	Type          string          `json:"type"`

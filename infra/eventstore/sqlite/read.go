@@ -24,6 +24,12 @@ func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, limit in
 		// Positions are SQLite's signed 64-bit rowids: none lies beyond.
 		return nil, nil
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("read $all: %w", err)
+	}
+	if evs, ok := s.tail.read(after, limit); ok {
+		return evs, nil
+	}
 	evs, err := s.readRange(ctx, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read $all: %w", err)

@@ -51,6 +51,10 @@ type Options struct {
 	// StreamCacheSize bounds the in-memory map of stream versions the writer
 	// keeps to avoid a lookup per append.
 	StreamCacheSize int
+	// TailEvents is how many of the events it committed last the Store
+	// keeps in memory for ReadAll and subscriptions (default 32,768, about
+	// 20 MB with Herald's events; negative: none).
+	TailEvents int
 }
 
 func (o *Options) setDefaults() {
@@ -65,6 +69,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.StreamCacheSize <= 0 {
 		o.StreamCacheSize = 1 << 20
+	}
+	if o.TailEvents == 0 {
+		o.TailEvents = 1 << 15
 	}
 }
 
@@ -82,6 +89,7 @@ type Store struct {
 	writeDB *sql.DB
 	readDB  *sql.DB
 	writer  *writer
+	tail    *tail // what the writer committed last (tail.go)
 
 	signalMu sync.Mutex
 	signal   chan struct{} // closed and replaced after every commit
@@ -136,6 +144,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		writeDB:   writeDB,
 		readDB:    readDB,
 		signal:    make(chan struct{}),
+		tail:      newTail(opts.TailEvents),
 		closing:   make(chan struct{}),
 		writerEnd: make(chan struct{}),
 	}

@@ -90,6 +90,10 @@ type writer struct {
 	queuedAtRelease int
 	avgGroup        time.Duration
 
+	// committed is what the open transaction wrote, as readers will see
+	// it, for the Store's tail once it commits.
+	committed []eventstore.RecordedEvent
+
 	rows []row               // reused between batches
 	args []driver.NamedValue // reused between batches
 	undo []stagedChange      // reused between batches
@@ -346,6 +350,11 @@ func (w *writer) group(first *pending) {
 			}
 		}
 	}
+	if err == nil {
+		w.s.tail.add(w.committed)
+	}
+	clear(w.committed)
+	w.committed = w.committed[:0]
 	if len(g.live) > 0 {
 		w.release <- g.live
 	}
@@ -387,6 +396,7 @@ func (w *writer) beginTx(ctx context.Context, g *txGroup) error {
 		return nil
 	}
 	clear(w.versions)
+	w.s.tail.reset()
 	h, err := queryInt64(ctx, w.head)
 	if err != nil {
 		return fmt.Errorf("head: %w", err)
@@ -434,6 +444,10 @@ func (w *writer) add(ctx context.Context, g *txGroup, arrivals []*pending) error
 	// after a real lookup.
 	if err := exec(ctx, w.deleteAfter, driver.NamedValue{Ordinal: 1, Value: int64(headBefore)}); err != nil {
 		return fmt.Errorf("undo insert: %w", err)
+	}
+	for len(w.committed) > 0 && w.committed[len(w.committed)-1].Position > eventstore.Position(headBefore) {
+		w.committed[len(w.committed)-1] = eventstore.RecordedEvent{}
+		w.committed = w.committed[:len(w.committed)-1]
 	}
 	w.unstage(g, headBefore)
 	if _, err := w.lookupVersions(ctx, g, added, false); err != nil {
@@ -660,6 +674,7 @@ func (w *writer) insertRows(ctx context.Context, now int64) (inserted int, err e
 				driver.NamedValue{Ordinal: o + 6, Value: data})
 		}
 		w.args = args
+		w.record(rows[:n], now)
 		res, err := w.inserts[k].(driver.StmtExecContext).ExecContext(ctx, args)
 		if err != nil {
 			return inserted, fmt.Errorf("insert: %w", err)
@@ -674,4 +689,33 @@ func (w *writer) insertRows(ctx context.Context, now int64) (inserted int, err e
 	clear(w.args)
 	clear(w.rows) // drops the events; the length stays for the caller
 	return inserted, nil
+}
+
+// record adds rows to w.committed as ReadAll would return them once
+// committed, with their data copied (into one allocation) so that what the
+// tail holds does not change if a caller reuses its buffers.
+func (w *writer) record(rows []row, now int64) {
+	if w.s.tail.max <= 0 {
+		return
+	}
+	size := 0
+	for _, r := range rows {
+		size += max(len(r.event.Data), len("null"))
+	}
+	buf := make([]byte, 0, size)
+	at := time.Unix(0, now).UTC()
+	for _, r := range rows {
+		data := []byte(r.event.Data)
+		if len(data) == 0 {
+			data = []byte("null")
+		}
+		from := len(buf)
+		buf = append(buf, data...)
+		e := r.event
+		w.committed = append(w.committed, eventstore.RecordedEvent{
+			ID: e.ID, Type: e.Type, Stream: r.stream, Version: r.version,
+			Position: eventstore.Position(r.position), RecordedAt: at, SchemaVersion: e.SchemaVersion,
+			Metadata: e.Metadata, Data: buf[from:len(buf):len(buf)],
+		})
+	}
 }
