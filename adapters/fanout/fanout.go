@@ -59,6 +59,9 @@ type Config struct {
 	ChunkSize int
 	// Workers is how many batches fan out at once; default 2.
 	Workers int
+	// InFlight is how many chunks of one batch are being sent at once;
+	// default 2 (one planned while the one before is written).
+	InFlight int
 	// Actor is recorded on the progress events; default "fanout".
 	Actor string
 	// RetryDelay is the wait after a failed chunk; default 1 s.
@@ -72,6 +75,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Workers <= 0 {
 		c.Workers = 2
+	}
+	if c.InFlight <= 0 {
+		c.InFlight = 2
 	}
 	if c.Actor == "" {
 		c.Actor = "fanout"
@@ -244,30 +250,74 @@ func (e *Engine) fanOut(ctx context.Context, id domain.BatchID) error {
 		return fmt.Errorf("batch %s: %d recipients found for size %d", id, len(recipients), b.Size())
 	}
 	done, failed := b.Progress()
+	// Chunks are sent InFlight at a time — the next one is planned while
+	// the log writes the one before — and their progress is recorded in
+	// order, each once the chunks up to it are in. A crash or an error
+	// leaves the cursor at the last chunk recorded; a chunk sent beyond it
+	// is sent again on resume, and its idempotency keys make every item of
+	// it a repeat, not a second notification.
+	chunkCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var pending []*chunk
+	wait := func(c *chunk) { <-c.done }
+	defer func() {
+		cancel()
+		for _, c := range pending {
+			wait(c)
+		}
+	}()
+	next := done
 	for done < len(recipients) {
-		end := min(done+e.cfg.ChunkSize, len(recipients))
-		items := Plan(b, recipients, done, end)
-		results, err := e.cfg.Sender.SendBatch(ctx, items)
-		if err != nil {
-			return fmt.Errorf("batch %s: send items %d to %d: %w", id, done, end, err)
+		for len(pending) < e.cfg.InFlight && next < len(recipients) && ctx.Err() == nil {
+			end := min(next+e.cfg.ChunkSize, len(recipients))
+			c := &chunk{from: next, end: end, items: Plan(b, recipients, next, end), done: make(chan struct{})}
+			go func() {
+				defer close(c.done)
+				c.results, c.err = e.cfg.Sender.SendBatch(chunkCtx, c.items)
+			}()
+			pending = append(pending, c)
+			next = end
 		}
-		if len(results) != len(items) {
-			return fmt.Errorf("batch %s: %d results for %d items", id, len(results), len(items))
+		if len(pending) == 0 {
+			return ctx.Err() // ended before the next chunk was started
 		}
-		for i, r := range results {
+		c := pending[0]
+		wait(c)
+		pending = pending[1:]
+		if c.err != nil {
+			return fmt.Errorf("batch %s: send items %d to %d: %w", id, c.from, c.end, c.err)
+		}
+		if len(c.results) != len(c.items) {
+			return fmt.Errorf("batch %s: %d results for %d items", id, len(c.results), len(c.items))
+		}
+		for i, r := range c.results {
 			if r.Err != nil {
 				failed++
-				e.cfg.Logger.Warn("fan-out item refused", "batch", id, "recipient", items[i].RecipientID, "err", r.Err)
+				e.cfg.Logger.Warn("fan-out item refused", "batch", id, "recipient", c.items[i].RecipientID, "err", r.Err)
 			}
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if b, err = e.cfg.Ledger.RecordProgress(ctx, e.cfg.Actor, id, end, failed); err != nil {
+		if b, err = e.cfg.Ledger.RecordProgress(ctx, e.cfg.Actor, id, c.end, failed); err != nil {
 			return err
 		}
 		done, failed = b.Progress()
+		if done != c.end {
+			// Another process recorded progress of its own (two fan-out
+			// workers on one batch): start again from what the log says.
+			return fmt.Errorf("batch %s: progress at %d after recording %d; starting again from the log", id, done, c.end)
+		}
 	}
 	_, err = e.cfg.Ledger.CompleteBatch(ctx, e.cfg.Actor, id)
 	return err
+}
+
+// chunk is one SendBatch call of a fan-out under way.
+type chunk struct {
+	from, end int
+	items     []Item
+	results   []ItemResult
+	err       error
+	done      chan struct{}
 }
