@@ -101,10 +101,9 @@ func (s *Store) stmt(ctx context.Context, dc any, query string) (driver.StmtQuer
 // driver hands out from Next are fresh for each row (both drivers this
 // package builds with allocate them), so they are kept without a copy.
 //
-// capHint is the most rows the query can return. Most reads return far
-// fewer (a stream that does not exist, the tail of a followed log), so the
-// slice starts small and grows: sized by the limit, every lookup of a
-// missing stream allocated and cleared about 800 KiB.
+// capHint is the capacity the slice gets once a first row is there: a read
+// that finds nothing (a stream that does not exist, a follower at the head
+// of the log) allocates nothing.
 func readRows(rows driver.Rows, capHint int) ([]eventstore.RecordedEvent, error) {
 	var evs []eventstore.RecordedEvent
 	dest := make([]driver.Value, 6)
@@ -137,7 +136,7 @@ func readRows(rows driver.Rows, capHint int) ([]eventstore.RecordedEvent, error)
 			return nil, fmt.Errorf("event %d: data of type %T", pos, dest[5])
 		}
 		if evs == nil {
-			evs = make([]eventstore.RecordedEvent, 0, min(capHint, 64))
+			evs = make([]eventstore.RecordedEvent, 0, max(1, min(capHint, 4096)))
 		}
 		evs = append(evs, e)
 	}

@@ -327,7 +327,10 @@ func (s *Store) ReadStream(ctx context.Context, stream string, after uint64, lim
 	if after > 0 {
 		from--
 	}
-	evs, err := s.queryEvents(ctx, `WHERE stream = ? AND version > ? ORDER BY version LIMIT ?`, min(limit, 4096)+1,
+	// Most streams are short (a notification's, a profile's): the result
+	// starts with room for 16 events and grows, rather than being sized
+	// by the limit (4,096 events, about 800 KiB, for every load).
+	evs, err := s.queryEvents(ctx, `WHERE stream = ? AND version > ? ORDER BY version LIMIT ?`, min(limit+1, 16),
 		stream, from, int64(min(limit, math.MaxInt32))+1)
 	if err != nil {
 		return nil, fmt.Errorf("read stream %s: %w", stream, err)
