@@ -90,6 +90,9 @@ type Store struct {
 	readDB  *sql.DB
 	writer  *writer
 	tail    *tail // what the writer committed last (tail.go)
+	// subscribers counts the open subscriptions: the tail is kept only
+	// while there are some.
+	subscribers atomic.Int64
 
 	signalMu sync.Mutex
 	signal   chan struct{} // closed and replaced after every commit

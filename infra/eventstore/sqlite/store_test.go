@@ -68,6 +68,14 @@ func TestTailReadsEqualSQLiteReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer plain.Close()
+	// The tail is kept while a Store has subscribers.
+	for _, s := range []*sqlite.Store{a, b} {
+		sub, err := s.Subscribe(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+	}
 
 	for round := range 30 {
 		w := a

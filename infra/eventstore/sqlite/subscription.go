@@ -21,6 +21,7 @@ func (s *Store) Subscribe(ctx context.Context, after eventstore.Position) (event
 		return nil, err
 	}
 	sub := &subscription{s: s, last: after, done: make(chan struct{})}
+	s.subscribers.Add(1)
 	sub.stop = context.AfterFunc(ctx, sub.end)
 	return sub, nil
 }
@@ -72,7 +73,12 @@ func (sub *subscription) Next(ctx context.Context) ([]eventstore.RecordedEvent, 
 	}
 }
 
-func (sub *subscription) end() { sub.closeOnce.Do(func() { close(sub.done) }) }
+func (sub *subscription) end() {
+	sub.closeOnce.Do(func() {
+		close(sub.done)
+		sub.s.subscribers.Add(-1)
+	})
+}
 
 func (sub *subscription) Close() error {
 	sub.end()

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -81,7 +83,7 @@ type writer struct {
 	// release takes the callers of a committed group to the goroutine
 	// that wakes them, so that the writer can begin the next group while
 	// they are woken one by one.
-	release chan []*pending
+	release chan released
 
 	// Group-forming state: how many callers the last commit released, how
 	// many were already queued then, and a moving average of a group's
@@ -89,10 +91,6 @@ type writer struct {
 	lastReleased    int
 	queuedAtRelease int
 	avgGroup        time.Duration
-
-	// committed is what the open transaction wrote, as readers will see
-	// it, for the Store's tail once it commits.
-	committed []eventstore.RecordedEvent
 
 	rows []row               // reused between batches
 	args []driver.NamedValue // reused between batches
@@ -118,7 +116,7 @@ func newWriter(ctx context.Context, s *Store) (*writer, error) {
 		return nil, err
 	}
 	return &writer{s: s, conn: conn, base: context.WithoutCancel(ctx), queue: make(chan *pending, 1024), versions: make(map[string]uint64), lastDataVer: -1,
-		release: make(chan []*pending, 4)}, nil
+		release: make(chan released, 4)}, nil
 }
 
 // start runs the writer on its driver connection until closing is closed.
@@ -129,8 +127,13 @@ func (w *writer) start(closing <-chan struct{}, ended chan<- struct{}) error {
 	released := make(chan struct{})
 	go func() {
 		defer close(released)
-		for live := range w.release {
-			for _, p := range live {
+		for r := range w.release {
+			if r.committed {
+				// The tail is for followers: with none, it is not kept
+				// (when one comes, it starts again from the next commit).
+				w.s.tail.add(tailEvents(r.live, r.at, w.s.tail.max > 0 && w.s.subscribers.Load() > 0))
+			}
+			for _, p := range r.live {
 				p.done <- struct{}{} // buffered: exactly one send per taken append
 			}
 			w.s.wake()
@@ -275,7 +278,7 @@ func (w *writer) group(first *pending) {
 	ctx := w.base // a group commit must not be cut short by one caller
 	start := time.Now()
 	expected := w.lastReleased + w.queuedAtRelease
-	g := &txGroup{staged: make(map[string]uint64)}
+	g := &txGroup{staged: make(map[string]uint64), at: time.Unix(0, start.UnixNano()).UTC()}
 	received := 1
 	n := first.events()
 	err := w.beginTx(ctx, g)
@@ -350,13 +353,8 @@ func (w *writer) group(first *pending) {
 			}
 		}
 	}
-	if err == nil {
-		w.s.tail.add(w.committed)
-	}
-	clear(w.committed)
-	w.committed = w.committed[:0]
 	if len(g.live) > 0 {
-		w.release <- g.live
+		w.release <- released{live: g.live, at: g.at, committed: err == nil}
 	}
 	w.avgGroup += (time.Since(start) - w.avgGroup) / 8
 	w.lastReleased = received
@@ -377,6 +375,7 @@ type txGroup struct {
 	assumed map[string]bool   // streams staged at 0 without a lookup (see lookupVersions)
 	head    uint64            // last position written
 	dv      int64             // data_version when the transaction began
+	at      time.Time         // the events' recorded_at: when the group began
 }
 
 func (w *writer) beginTx(ctx context.Context, g *txGroup) error {
@@ -424,7 +423,7 @@ func (w *writer) add(ctx context.Context, g *txGroup, arrivals []*pending) error
 	}
 	headBefore := g.head
 	w.stage(g, added)
-	inserted, err := w.insertRows(ctx, time.Now().UnixNano())
+	inserted, err := w.insertRows(ctx, g.at.UnixNano())
 	if err != nil {
 		return err
 	}
@@ -445,16 +444,12 @@ func (w *writer) add(ctx context.Context, g *txGroup, arrivals []*pending) error
 	if err := exec(ctx, w.deleteAfter, driver.NamedValue{Ordinal: 1, Value: int64(headBefore)}); err != nil {
 		return fmt.Errorf("undo insert: %w", err)
 	}
-	for len(w.committed) > 0 && w.committed[len(w.committed)-1].Position > eventstore.Position(headBefore) {
-		w.committed[len(w.committed)-1] = eventstore.RecordedEvent{}
-		w.committed = w.committed[:len(w.committed)-1]
-	}
 	w.unstage(g, headBefore)
 	if _, err := w.lookupVersions(ctx, g, added, false); err != nil {
 		return err
 	}
 	w.stage(g, added)
-	inserted, err = w.insertRows(ctx, time.Now().UnixNano())
+	inserted, err = w.insertRows(ctx, g.at.UnixNano())
 	if err != nil {
 		return err
 	}
@@ -674,7 +669,6 @@ func (w *writer) insertRows(ctx context.Context, now int64) (inserted int, err e
 				driver.NamedValue{Ordinal: o + 6, Value: data})
 		}
 		w.args = args
-		w.record(rows[:n], now)
 		res, err := w.inserts[k].(driver.StmtExecContext).ExecContext(ctx, args)
 		if err != nil {
 			return inserted, fmt.Errorf("insert: %w", err)
@@ -691,31 +685,63 @@ func (w *writer) insertRows(ctx context.Context, now int64) (inserted int, err e
 	return inserted, nil
 }
 
-// record adds rows to w.committed as ReadAll would return them once
-// committed, with their data copied (into one allocation) so that what the
-// tail holds does not change if a caller reuses its buffers.
-func (w *writer) record(rows []row, now int64) {
-	if w.s.tail.max <= 0 {
-		return
+// released is a decided group on its way to the goroutine that wakes its
+// callers.
+type released struct {
+	live      []*pending
+	at        time.Time // the events' recorded_at
+	committed bool
+}
+
+// tailEvents returns the events the appends of live wrote, as ReadAll reads
+// them back, with their data copied (into one allocation) so that what the
+// tail holds does not change when a caller reuses its buffers. It runs
+// before the callers are told, while their requests are still theirs to
+// read.
+func tailEvents(live []*pending, at time.Time, want bool) []eventstore.RecordedEvent {
+	if !want {
+		return nil
 	}
-	size := 0
-	for _, r := range rows {
-		size += max(len(r.event.Data), len("null"))
-	}
-	buf := make([]byte, 0, size)
-	at := time.Unix(0, now).UTC()
-	for _, r := range rows {
-		data := []byte(r.event.Data)
-		if len(data) == 0 {
-			data = []byte("null")
+	n, size := 0, 0
+	for _, p := range live {
+		for i, r := range p.reqs {
+			if p.errs[i] != nil {
+				continue
+			}
+			n += len(r.Events)
+			for _, e := range r.Events {
+				size += max(len(e.Data), len("null"))
+			}
 		}
-		from := len(buf)
-		buf = append(buf, data...)
-		e := r.event
-		w.committed = append(w.committed, eventstore.RecordedEvent{
-			ID: e.ID, Type: e.Type, Stream: r.stream, Version: r.version,
-			Position: eventstore.Position(r.position), RecordedAt: at, SchemaVersion: e.SchemaVersion,
-			Metadata: e.Metadata, Data: buf[from:len(buf):len(buf)],
-		})
 	}
+	out := make([]eventstore.RecordedEvent, 0, n)
+	buf := make([]byte, 0, size)
+	for _, p := range live {
+		for i, r := range p.reqs {
+			if p.errs[i] != nil || len(r.Events) == 0 {
+				continue
+			}
+			res := p.results[i]
+			first := res.Position - eventstore.Position(len(r.Events)-1)
+			version := res.Version - uint64(len(r.Events)-1)
+			for j := range r.Events {
+				e := &r.Events[j]
+				data := []byte(e.Data)
+				if len(data) == 0 {
+					data = []byte("null")
+				}
+				from := len(buf)
+				buf = append(buf, data...)
+				out = append(out, eventstore.RecordedEvent{
+					ID: e.ID, Type: e.Type, Stream: r.Stream, Version: version + uint64(j),
+					Position: first + eventstore.Position(j), RecordedAt: at, SchemaVersion: e.SchemaVersion,
+					Metadata: e.Metadata, Data: buf[from:len(buf):len(buf)],
+				})
+			}
+		}
+	}
+	// Callers' appends reach the writer in any order; the tail wants them
+	// by position.
+	slices.SortFunc(out, func(a, b eventstore.RecordedEvent) int { return cmp.Compare(a.Position, b.Position) })
+	return out
 }
