@@ -99,6 +99,21 @@ func (v *Views) AcquireLease(ctx context.Context, name, owner string, ttl time.D
 	return applied, nil
 }
 
+// LeaseHolder returns the owner of the lease name, or "" when no one
+// holds it.
+func (v *Views) LeaseHolder(ctx context.Context, name string) (string, error) {
+	var owner string
+	err := v.s.Query(fmt.Sprintf(`SELECT owner FROM %s.leases WHERE name = ?`, v.ks), name).
+		SerialConsistency(gocql.LocalSerial).WithContext(ctx).Scan(&owner)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("lease holder %s: %w", name, err)
+	}
+	return owner, nil
+}
+
 // ReleaseLease gives the lease up if owner holds it.
 func (v *Views) ReleaseLease(ctx context.Context, name, owner string) error {
 	var holder string

@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -42,6 +44,23 @@ func (v *Views) ReleaseLease(ctx context.Context, name, owner string) error {
 		return fmt.Errorf("release lease %s: %w", name, err)
 	}
 	return nil
+}
+
+// LeaseHolder returns the owner of the lease name, or "" when no one
+// holds it (never taken, given up or expired).
+func (v *Views) LeaseHolder(ctx context.Context, name string) (string, error) {
+	if err := v.leaseTable(ctx); err != nil {
+		return "", err
+	}
+	var owner string
+	err := v.writeDB.QueryRowContext(ctx, `SELECT owner FROM leases WHERE name = ? AND expires_at >= ?`, name, time.Now().UnixNano()).Scan(&owner)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("lease holder %s: %w", name, err)
+	}
+	return owner, nil
 }
 
 // leaseTable creates the leases table on first use: it is not a view, so
