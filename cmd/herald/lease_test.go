@@ -23,9 +23,9 @@ func TestGoneFromThisHost(t *testing.T) {
 		gone  bool
 	}{
 		{fmt.Sprintf("%s/%d/abcd", host, dead), true},
-		{fmt.Sprintf("%s/%d/abcd", host, os.Getpid()), false}, // this process
+		{fmt.Sprintf("%s/%d/abcd", host, os.Getpid()), false},  // this process
 		{fmt.Sprintf("%s/%d/abcd", host, os.Getppid()), false}, // alive
-		{fmt.Sprintf("other-%s/%d/abcd", host, dead), false},    // another host
+		{fmt.Sprintf("other-%s/%d/abcd", host, dead), false},   // another host
 		{fmt.Sprintf("localhost/%d/abcd", dead), false},
 		{fmt.Sprintf("%s/x%d/abcd", host, dead), false},
 		{fmt.Sprintf("%s/%d", host, dead), false},
