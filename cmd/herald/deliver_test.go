@@ -516,6 +516,11 @@ func TestTemplatedSendRendersThePinnedVersion(t *testing.T) {
 	if code, m := c.do("POST", "/v1/templates", tmpl); code != http.StatusCreated {
 		t.Fatalf("create template = %d %v", code, m)
 	}
+	// The preview renders through the whole server without sending.
+	code, pv := c.do("POST", "/v1/templates/welcome/preview", map[string]any{"channels": []string{"inapp"}, "vars": map[string]any{"name": "Ada"}})
+	if chs, _ := pv["channels"].([]any); code != http.StatusOK || len(chs) != 1 || chs[0].(map[string]any)["body"] != "Hello Ada" {
+		t.Fatalf("preview = %d %v", code, pv)
+	}
 	send := func(vars map[string]any) (int, map[string]any) {
 		return c.do("POST", "/v1/notifications", map[string]any{
 			"recipient": map[string]any{"id": "user-3", "webhook_url": sink.URL + "/hook"},
