@@ -47,8 +47,12 @@ type Ledger interface {
 }
 
 // DefaultChunkSize is how many items go to the Sender at once when Config
-// leaves it zero.
-const DefaultChunkSize = 1000
+// leaves it zero. Larger chunks cost fewer progress events and group
+// commits (a 100,000-member fan-out, medians of 3 here: 1,000 → 9.9 s,
+// 2,000 → 9.1 s, 4,000 → 8.2 s), but one chunk is one transaction of the
+// log, which other appends wait behind, and a crash redoes up to InFlight
+// of them: 2,000 keeps that wait near 30 ms.
+const DefaultChunkSize = 2000
 
 // Config configures an Engine. Store, Ledger and Sender are required.
 type Config struct {
