@@ -66,7 +66,7 @@ type writer struct {
 	// inside sql.Conn.Raw for its whole life, which spares every statement
 	// database/sql's locking and argument conversion.
 	beginStmt, commitStmt, rollbackStmt driver.Stmt
-	deleteAfter                         driver.Stmt   // undoes a batch of rows
+	deleteAfter, countAfter             driver.Stmt   // undo a batch of rows
 	inserts                             []driver.Stmt // inserts[k] writes 1<<k rows
 	streamVers                          driver.Stmt   // versions of a JSON list of streams
 	streamVer                           driver.Stmt   // version of one stream
@@ -178,6 +178,7 @@ func (w *writer) prepare(dc any) error {
 	w.commitStmt = prep("COMMIT")
 	w.rollbackStmt = prep("ROLLBACK")
 	w.deleteAfter = prep(`DELETE FROM events WHERE position > ?`)
+	w.countAfter = prep(`SELECT COUNT(*) FROM events WHERE position > ?`)
 	for k := 0; k <= maxInsertShift; k++ {
 		w.inserts = append(w.inserts, prep(insertStatement(1<<k)))
 	}
@@ -194,7 +195,7 @@ func (w *writer) prepare(dc any) error {
 }
 
 func (w *writer) closeStmts() {
-	for _, st := range append(w.inserts, w.beginStmt, w.commitStmt, w.rollbackStmt, w.deleteAfter, w.streamVers, w.streamVer, w.head, w.dataVersion) {
+	for _, st := range append(w.inserts, w.beginStmt, w.commitStmt, w.rollbackStmt, w.deleteAfter, w.countAfter, w.streamVers, w.streamVer, w.head, w.dataVersion) {
 		if st != nil {
 			st.Close()
 		}
@@ -441,6 +442,12 @@ func (w *writer) add(ctx context.Context, g *txGroup, arrivals []*pending) error
 	// its version 1 (INSERT OR IGNORE). Take this batch's rows out again —
 	// they hold the positions after headBefore — and decide the batch anew
 	// after a real lookup.
+	// The rows after headBefore must be exactly the ones this batch got in
+	// (a stale head would make them someone else's): otherwise give the
+	// whole group up rather than delete them.
+	if n, err := queryInt64(ctx, w.countAfter, driver.NamedValue{Ordinal: 1, Value: int64(headBefore)}); err != nil || n != int64(inserted) {
+		return errors.Join(fmt.Errorf("undo insert: %d rows after position %d, this batch wrote %d", n, headBefore, inserted), err)
+	}
 	if err := exec(ctx, w.deleteAfter, driver.NamedValue{Ordinal: 1, Value: int64(headBefore)}); err != nil {
 		return fmt.Errorf("undo insert: %w", err)
 	}
@@ -459,7 +466,7 @@ func (w *writer) add(ctx context.Context, g *txGroup, arrivals []*pending) error
 	return nil
 }
 
-// staged is what stage changed, so that unstage can put it back.
+// stagedChange is one change stage made, so that unstage can put it back.
 type stagedChange struct {
 	p      *pending
 	req    int    // index in p.reqs
