@@ -58,6 +58,10 @@ func dsn(path string, readOnly bool) string {
 	// re-preparing them was 15% of the CPU of following the log one event
 	// at a time (BenchmarkLiveApply).
 	q.Set("_stmt_cache_size", "128")
+	// Multi-thread mode, as the event log's connections: database/sql hands
+	// a connection to one goroutine at a time, so SQLite's own lock around
+	// every call is not needed.
+	q.Set("_mutex", "no")
 	if readOnly {
 		q.Set("_query_only", "true")
 	}
