@@ -26,7 +26,9 @@
 // Without it (a plain `go build`) SQLite calls fsync(2): just as durable,
 // and a commit costs more (16 writers, three runs each: a commit took 0.36
 // to 0.39 ms against 0.40 to 0.45 ms). An append returns only after the
-// commit's sync either way.
+// commit's sync either way. It also sets SQLITE_DEFAULT_MEMSTATUS=0: no
+// memory statistics, so SQLite's allocator takes no process-wide mutex
+// (readall, two runs each: 556k and 587k against 548k and 522k events/s).
 //
 // Several Store values, in one process or several, may share a file:
 // SQLite's locks serialise their writers, each writer's cache of stream
