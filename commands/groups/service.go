@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"herald/commands/aggexec"
 	"herald/domain"
 )
 
@@ -79,7 +80,7 @@ func (s *Service) loadGroup(ctx context.Context, id domain.GroupID) (domain.Grou
 	if c := s.cache.get(id); c != nil {
 		base = c.group
 	}
-	g, err := loadFrom(ctx, s.d.Store, groupAggregate, string(id), base, 0)
+	g, err := aggexec.LoadFrom(ctx, s.d.Store, groupAggregate, string(id), base, 0)
 	if err != nil {
 		return domain.Group{}, err
 	}
@@ -112,7 +113,7 @@ func (s *Service) GroupAt(ctx context.Context, id domain.GroupID, version int) (
 	if c := s.cache.get(id); c != nil && c.group.Version() == version {
 		return c.group, nil
 	}
-	g, err := loadFrom(ctx, s.d.Store, groupAggregate, string(id), domain.Group{}, version)
+	g, err := aggexec.LoadFrom(ctx, s.d.Store, groupAggregate, string(id), domain.Group{}, version)
 	if err != nil {
 		return domain.Group{}, err
 	}
@@ -172,7 +173,7 @@ type GroupResult struct {
 func (s *Service) groupCommand(ctx context.Context, o Origin, id domain.GroupID, decide func(domain.Group, time.Time) ([]domain.Event, error)) (GroupResult, error) {
 	now := s.d.Clock()
 	stream := domain.GroupStream(id)
-	g, events, err := execute(ctx, s.d.Store, s.d.NewID, groupAggregate, string(id), o.metadata(stream),
+	g, events, err := aggexec.Execute(ctx, s.loop(), groupAggregate, string(id), o.metadata(stream),
 		func(ctx context.Context) (domain.Group, error) { return s.loadGroup(ctx, id) },
 		func(g domain.Group) ([]domain.Event, error) { return decide(g, now) })
 	if err != nil {
@@ -255,7 +256,7 @@ func (s *Service) Batch(ctx context.Context, id domain.BatchID) (domain.Batch, e
 	if !id.Valid() {
 		return domain.Batch{}, fmt.Errorf("batch %q: %w", id, domain.ErrBatchNotFound)
 	}
-	b, err := loadFrom(ctx, s.d.Store, batchAggregate, string(id), domain.Batch{}, 0)
+	b, err := aggexec.LoadFrom(ctx, s.d.Store, batchAggregate, string(id), domain.Batch{}, 0)
 	if err != nil {
 		return domain.Batch{}, err
 	}
@@ -270,9 +271,9 @@ func (s *Service) batchCommand(ctx context.Context, o Origin, id domain.BatchID,
 		return BatchResult{}, fmt.Errorf("batch %q: %w", id, domain.ErrBatchNotFound)
 	}
 	stream := domain.BatchStream(id)
-	b, events, err := execute(ctx, s.d.Store, s.d.NewID, batchAggregate, string(id), o.metadata(stream),
+	b, events, err := aggexec.Execute(ctx, s.loop(), batchAggregate, string(id), o.metadata(stream),
 		func(ctx context.Context) (domain.Batch, error) {
-			return loadFrom(ctx, s.d.Store, batchAggregate, string(id), domain.Batch{}, 0)
+			return aggexec.LoadFrom(ctx, s.d.Store, batchAggregate, string(id), domain.Batch{}, 0)
 		}, decide)
 	return BatchResult{Batch: b, Changed: len(events) > 0}, err
 }

@@ -2,10 +2,9 @@ package recipients
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sync/atomic"
 
+	"herald/commands/aggexec"
 	"herald/domain"
 	"herald/infra/eventstore"
 )
@@ -13,13 +12,16 @@ import (
 // MaxConflictRetries is how many times a command reloads the stream and
 // decides again after another writer appended first, before giving up with
 // ErrContention.
-const MaxConflictRetries = 5
+const MaxConflictRetries = aggexec.MaxConflictRetries
 
-// readPageSize is how many events a load reads per ReadStream call.
-const readPageSize = 256
+var recipientAggregate = aggexec.Aggregate[domain.RecipientProfile]{
+	Stream:  func(id string) string { return domain.RecipientStream(domain.RecipientID(id)) },
+	Replay:  aggexec.Evolving(domain.EvolveRecipient),
+	Version: domain.RecipientProfile.Version,
+}
 
-// executor runs the load → decide → append loop of every recipient
-// command: the template commands' loop, for the RecipientProfile aggregate.
+// executor runs the load → decide → append loop of every recipient command
+// (aggexec's, for the RecipientProfile aggregate).
 type executor struct {
 	store eventstore.Store
 	newID func() string
@@ -31,82 +33,42 @@ type executor struct {
 // load rebuilds the recipient from its stream; a stream that does not
 // exist gives the zero RecipientProfile.
 func (x executor) load(ctx context.Context, id domain.RecipientID) (domain.RecipientProfile, error) {
-	stream := domain.RecipientStream(id)
-	var (
-		state domain.RecipientProfile
-		after uint64
-	)
-	for {
-		recs, err := x.store.ReadStream(ctx, stream, after, readPageSize)
-		if errors.Is(err, eventstore.ErrStreamNotFound) {
-			return state, nil
-		}
-		if err != nil {
-			return domain.RecipientProfile{}, fmt.Errorf("load %s: %w", stream, err)
-		}
-		for _, rec := range recs {
-			e, err := domain.UnmarshalEvent(rec.Type, rec.Data)
-			if err != nil {
-				return domain.RecipientProfile{}, fmt.Errorf("load %s version %d: %w", stream, rec.Version, err)
-			}
-			state = domain.EvolveRecipient(state, e)
-			after = rec.Version
-		}
-		if len(recs) < readPageSize {
-			return state, nil
-		}
+	r, err := aggexec.LoadFrom(ctx, x.store, recipientAggregate, string(id), domain.RecipientProfile{}, 0)
+	if err != nil {
+		return domain.RecipientProfile{}, err
 	}
-}
-
-func (x executor) encode(events []domain.Event, meta eventstore.Metadata) ([]eventstore.EventData, error) {
-	out := make([]eventstore.EventData, len(events))
-	for i, e := range events {
-		typ, data, err := domain.MarshalEvent(e)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = eventstore.EventData{ID: x.newID(), Type: typ, SchemaVersion: domain.EventSchemaVersion, Data: data, Metadata: meta}
-	}
-	return out, nil
+	return r, nil
 }
 
 // execute loads the recipient, decides, and appends expecting the version
 // it decided on; on a conflict it reloads and decides again, at most
-// MaxConflictRetries times. Decision errors are returned as they are.
+// MaxConflictRetries times. A refused decision returns the recipient it was
+// decided on with its error; any other failure an empty Result.
 func (x executor) execute(ctx context.Context, id domain.RecipientID, meta eventstore.Metadata,
 	decide func(domain.RecipientProfile) ([]domain.Event, error)) (Result, error) {
-	stream := domain.RecipientStream(id)
-	for attempt := 0; ; attempt++ {
-		state, err := x.load(ctx, id)
-		if err != nil {
-			return Result{}, err
-		}
-		events, err := decide(state)
-		if err != nil {
-			return Result{Recipient: state}, err
-		}
-		if len(events) == 0 {
-			return Result{Recipient: state}, nil
-		}
-		data, err := x.encode(events, meta)
-		if err != nil {
-			return Result{}, fmt.Errorf("encode for %s: %w", stream, err)
-		}
-		_, err = x.store.Append(ctx, stream, eventstore.Exactly(uint64(state.Version())), data...)
-		switch {
-		case err == nil:
-			if x.writes != nil {
-				x.writes.Add(1)
-			}
-			created := !state.Exists()
-			for _, e := range events {
-				state = domain.EvolveRecipient(state, e)
-			}
-			return Result{Recipient: state, Changed: true, Created: created}, nil
-		case !errors.Is(err, eventstore.ErrWrongExpectedVersion):
-			return Result{}, fmt.Errorf("append to %s: %w", stream, err)
-		case attempt >= MaxConflictRetries:
-			return Result{}, fmt.Errorf("append to %s: %w: %w", stream, ErrContention, err)
-		}
+	var (
+		refused error
+		created bool // the recipient did not exist when last decided on
+	)
+	state, events, err := aggexec.Execute(ctx, aggexec.Loop{Store: x.store, NewID: x.newID, Contention: ErrContention},
+		recipientAggregate, string(id), meta,
+		func(ctx context.Context) (domain.RecipientProfile, error) { return x.load(ctx, id) },
+		func(r domain.RecipientProfile) ([]domain.Event, error) {
+			created = !r.Exists()
+			events, err := decide(r)
+			refused = err
+			return events, err
+		})
+	switch {
+	case err != nil && err == refused:
+		return Result{Recipient: state}, err
+	case err != nil:
+		return Result{}, err
+	case len(events) == 0:
+		return Result{Recipient: state}, nil
 	}
+	if x.writes != nil {
+		x.writes.Add(1)
+	}
+	return Result{Recipient: state, Changed: true, Created: created}, nil
 }

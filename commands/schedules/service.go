@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"herald/commands/aggexec"
 	"herald/domain"
 	"herald/infra/eventstore"
 )
@@ -88,11 +89,11 @@ func (s *Service) zone(name string) *time.Location {
 }
 
 func (s *Service) load(ctx context.Context, id domain.ScheduleID) (domain.Schedule, error) {
-	return loadFrom(ctx, s.d.Store, scheduleAggregate, string(id), domain.Schedule{}, 0)
+	return aggexec.LoadFrom(ctx, s.d.Store, scheduleAggregate, string(id), domain.Schedule{}, 0)
 }
 
 func (s *Service) command(ctx context.Context, o Origin, id domain.ScheduleID, decide func(domain.Schedule) ([]domain.Event, error)) (Result, error) {
-	sc, events, err := execute(ctx, s.d.Store, s.d.NewID, scheduleAggregate, string(id), o.metadata(domain.ScheduleStream(id)),
+	sc, events, err := aggexec.Execute(ctx, aggexec.Loop{Store: s.d.Store, NewID: s.d.NewID, Contention: ErrContention}, scheduleAggregate, string(id), o.metadata(domain.ScheduleStream(id)),
 		func(ctx context.Context) (domain.Schedule, error) { return s.load(ctx, id) }, decide)
 	return Result{Schedule: sc, Changed: len(events) > 0}, err
 }

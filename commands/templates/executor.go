@@ -2,9 +2,8 @@ package templates
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
+	"herald/commands/aggexec"
 	"herald/domain"
 	"herald/infra/eventstore"
 )
@@ -12,13 +11,16 @@ import (
 // MaxConflictRetries is how many times a command reloads the stream and
 // decides again after another writer appended first, before giving up with
 // ErrContention.
-const MaxConflictRetries = 5
+const MaxConflictRetries = aggexec.MaxConflictRetries
 
-// readPageSize is how many events a load reads per ReadStream call.
-const readPageSize = 256
+var templateAggregate = aggexec.Aggregate[domain.Template]{
+	Stream:  func(id string) string { return domain.TemplateStream(domain.TemplateID(id)) },
+	Replay:  aggexec.Evolving(domain.EvolveTemplate),
+	Version: domain.Template.Version,
+}
 
-// executor runs the load → decide → append loop of every template command.
-// It is the notification commands' loop, for the Template aggregate.
+// executor runs the load → decide → append loop of every template command
+// (aggexec's, for the Template aggregate).
 type executor struct {
 	store eventstore.Store
 	newID func() string
@@ -27,78 +29,33 @@ type executor struct {
 // load rebuilds the template from its stream; a stream that does not exist
 // gives the zero Template.
 func (x executor) load(ctx context.Context, id domain.TemplateID) (domain.Template, error) {
-	stream := domain.TemplateStream(id)
-	var (
-		state domain.Template
-		after uint64
-	)
-	for {
-		recs, err := x.store.ReadStream(ctx, stream, after, readPageSize)
-		if errors.Is(err, eventstore.ErrStreamNotFound) {
-			return state, nil
-		}
-		if err != nil {
-			return domain.Template{}, fmt.Errorf("load %s: %w", stream, err)
-		}
-		for _, rec := range recs {
-			e, err := domain.UnmarshalEvent(rec.Type, rec.Data)
-			if err != nil {
-				return domain.Template{}, fmt.Errorf("load %s version %d: %w", stream, rec.Version, err)
-			}
-			state = domain.EvolveTemplate(state, e)
-			after = rec.Version
-		}
-		if len(recs) < readPageSize {
-			return state, nil
-		}
+	t, err := aggexec.LoadFrom(ctx, x.store, templateAggregate, string(id), domain.Template{}, 0)
+	if err != nil {
+		return domain.Template{}, err
 	}
-}
-
-func (x executor) encode(events []domain.Event, meta eventstore.Metadata) ([]eventstore.EventData, error) {
-	out := make([]eventstore.EventData, len(events))
-	for i, e := range events {
-		typ, data, err := domain.MarshalEvent(e)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = eventstore.EventData{ID: x.newID(), Type: typ, SchemaVersion: domain.EventSchemaVersion, Data: data, Metadata: meta}
-	}
-	return out, nil
+	return t, nil
 }
 
 // execute loads the template, decides, and appends expecting the version it
 // decided on; on a conflict it reloads and decides again, at most
-// MaxConflictRetries times. Decision errors are returned as they are.
+// MaxConflictRetries times. A refused decision returns the template it was
+// decided on with its error; any other failure an empty Result.
 func (x executor) execute(ctx context.Context, id domain.TemplateID, meta eventstore.Metadata,
 	decide func(domain.Template) ([]domain.Event, error)) (Result, error) {
-	stream := domain.TemplateStream(id)
-	for attempt := 0; ; attempt++ {
-		state, err := x.load(ctx, id)
-		if err != nil {
-			return Result{}, err
-		}
-		events, err := decide(state)
-		if err != nil {
-			return Result{Template: state}, err
-		}
-		if len(events) == 0 {
-			return Result{Template: state}, nil
-		}
-		data, err := x.encode(events, meta)
-		if err != nil {
-			return Result{}, fmt.Errorf("encode for %s: %w", stream, err)
-		}
-		_, err = x.store.Append(ctx, stream, eventstore.Exactly(uint64(state.Version())), data...)
-		switch {
-		case err == nil:
-			for _, e := range events {
-				state = domain.EvolveTemplate(state, e)
-			}
-			return Result{Template: state, Changed: true}, nil
-		case !errors.Is(err, eventstore.ErrWrongExpectedVersion):
-			return Result{}, fmt.Errorf("append to %s: %w", stream, err)
-		case attempt >= MaxConflictRetries:
-			return Result{}, fmt.Errorf("append to %s: %w: %w", stream, ErrContention, err)
-		}
+	var refused error
+	state, events, err := aggexec.Execute(ctx, aggexec.Loop{Store: x.store, NewID: x.newID, Contention: ErrContention},
+		templateAggregate, string(id), meta,
+		func(ctx context.Context) (domain.Template, error) { return x.load(ctx, id) },
+		func(t domain.Template) ([]domain.Event, error) {
+			events, err := decide(t)
+			refused = err
+			return events, err
+		})
+	switch {
+	case err != nil && err == refused:
+		return Result{Template: state}, err
+	case err != nil:
+		return Result{}, err
 	}
+	return Result{Template: state, Changed: len(events) > 0}, nil
 }
