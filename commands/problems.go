@@ -2,46 +2,39 @@ package commands
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"herald/commands/jsonbody"
 	"net/http"
 
+	"herald/commands/jsonbody"
+	"herald/commands/problem"
 	"herald/domain"
 	"herald/infra/eventstore"
 )
 
 // ProblemTypeBase prefixes every problem type URI.
-const ProblemTypeBase = "https://herald.dev/problems/"
+const ProblemTypeBase = problem.Base
 
 // ProblemType is one entry of the catalogue of problems the command API
 // answers with. Name, and hence the type URI, is stable: clients branch on
 // it.
-type ProblemType struct {
-	Name   string
-	Status int
-	Title  string
-}
-
-// URI returns the problem's type URI.
-func (p ProblemType) URI() string { return ProblemTypeBase + p.Name }
+type ProblemType = problem.Type
 
 // The catalogue.
 var (
-	ProblemValidationFailed     = ProblemType{"validation-failed", http.StatusUnprocessableEntity, "The request is invalid"}
-	ProblemTooManyItems         = ProblemType{"too-many-items", http.StatusUnprocessableEntity, "The batch holds too many items"}
-	ProblemMalformedJSON        = ProblemType{"malformed-json", http.StatusBadRequest, "The body is not valid JSON for this request"}
-	ProblemUnknownField         = ProblemType{"unknown-field", http.StatusBadRequest, "The body has a field this request does not know"}
-	ProblemUnsupportedMediaType = ProblemType{"unsupported-media-type", http.StatusUnsupportedMediaType, "The body must be application/json"}
-	ProblemBodyTooLarge         = ProblemType{"body-too-large", http.StatusRequestEntityTooLarge, "The body is larger than allowed"}
-	ProblemIdempotencyConflict  = ProblemType{"idempotency-conflict", http.StatusConflict, "The Idempotency-Key was used with a different request"}
-	ProblemConflict             = ProblemType{"conflict", http.StatusConflict, "The notification's state does not allow this"}
-	ProblemNotFound             = ProblemType{"not-found", http.StatusNotFound, "Not found"}
-	ProblemMethodNotAllowed     = ProblemType{"method-not-allowed", http.StatusMethodNotAllowed, "Method not allowed"}
-	ProblemContention           = ProblemType{"contention", http.StatusServiceUnavailable, "The notification is changing too fast; try again"}
-	ProblemUnavailable          = ProblemType{"unavailable", http.StatusServiceUnavailable, "The service cannot take the request now"}
-	ProblemInternal             = ProblemType{"internal", http.StatusInternalServerError, "Internal error"}
+	ProblemValidationFailed     = ProblemType{Name: "validation-failed", Status: http.StatusUnprocessableEntity, Title: "The request is invalid"}
+	ProblemTooManyItems         = ProblemType{Name: "too-many-items", Status: http.StatusUnprocessableEntity, Title: "The batch holds too many items"}
+	ProblemMalformedJSON        = ProblemType{Name: "malformed-json", Status: http.StatusBadRequest, Title: "The body is not valid JSON for this request"}
+	ProblemUnknownField         = ProblemType{Name: "unknown-field", Status: http.StatusBadRequest, Title: "The body has a field this request does not know"}
+	ProblemUnsupportedMediaType = ProblemType{Name: "unsupported-media-type", Status: http.StatusUnsupportedMediaType, Title: "The body must be application/json"}
+	ProblemBodyTooLarge         = ProblemType{Name: "body-too-large", Status: http.StatusRequestEntityTooLarge, Title: "The body is larger than allowed"}
+	ProblemIdempotencyConflict  = ProblemType{Name: "idempotency-conflict", Status: http.StatusConflict, Title: "The Idempotency-Key was used with a different request"}
+	ProblemConflict             = ProblemType{Name: "conflict", Status: http.StatusConflict, Title: "The notification's state does not allow this"}
+	ProblemNotFound             = ProblemType{Name: "not-found", Status: http.StatusNotFound, Title: "Not found"}
+	ProblemMethodNotAllowed     = ProblemType{Name: "method-not-allowed", Status: http.StatusMethodNotAllowed, Title: "Method not allowed"}
+	ProblemContention           = ProblemType{Name: "contention", Status: http.StatusServiceUnavailable, Title: "The notification is changing too fast; try again"}
+	ProblemUnavailable          = ProblemType{Name: "unavailable", Status: http.StatusServiceUnavailable, Title: "The service cannot take the request now"}
+	ProblemInternal             = ProblemType{Name: "internal", Status: http.StatusInternalServerError, Title: "Internal error"}
 )
 
 // ProblemTypes returns the whole catalogue, for documentation (the OpenAPI
@@ -151,25 +144,6 @@ func isConflict(err error) bool {
 }
 
 // writeProblem answers with p as application/problem+json.
-func writeProblem(w http.ResponseWriter, p Problem) {
-	if p.Status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
-	}
-	writeJSONAs(w, "application/problem+json", p.Status, p)
-}
+func writeProblem(w http.ResponseWriter, p Problem) { problem.Write(w, p.Status, p) }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	writeJSONAs(w, "application/json", status, v)
-}
-
-func writeJSONAs(w http.ResponseWriter, contentType string, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		contentType, status = "application/problem+json", http.StatusInternalServerError
-		body = []byte(`{"type":"` + ProblemInternal.URI() + `","title":"Internal error","status":500}`)
-	}
-	w.Header().Set("Content-Type", contentType)
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { problem.WriteJSON(w, status, v) }

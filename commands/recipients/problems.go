@@ -2,12 +2,12 @@ package recipients
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"herald/commands/jsonbody"
 	"net/http"
 
+	"herald/commands/jsonbody"
+	"herald/commands/problem"
 	"herald/domain"
 	"herald/infra/eventstore"
 )
@@ -15,35 +15,28 @@ import (
 // ProblemTypeBase prefixes every problem type URI; it is the one the
 // notification and template commands use, so a client branches on the
 // same names.
-const ProblemTypeBase = "https://herald.dev/problems/"
+const ProblemTypeBase = problem.Base
 
 // ProblemType is one entry of the catalogue of problems the recipient API
 // answers with. Name, and hence the type URI, is stable.
-type ProblemType struct {
-	Name   string
-	Status int
-	Title  string
-}
-
-// URI returns the problem's type URI.
-func (p ProblemType) URI() string { return ProblemTypeBase + p.Name }
+type ProblemType = problem.Type
 
 // The catalogue. Names shared with the other command APIs mean the same
 // thing there.
 var (
-	ProblemValidationFailed     = ProblemType{"validation-failed", http.StatusUnprocessableEntity, "The request is invalid"}
-	ProblemMalformedJSON        = ProblemType{"malformed-json", http.StatusBadRequest, "The body is not valid JSON for this request"}
-	ProblemUnknownField         = ProblemType{"unknown-field", http.StatusBadRequest, "The body has a field this request does not know"}
-	ProblemUnsupportedMediaType = ProblemType{"unsupported-media-type", http.StatusUnsupportedMediaType, "The body must be application/json"}
-	ProblemBodyTooLarge         = ProblemType{"body-too-large", http.StatusRequestEntityTooLarge, "The body is larger than allowed"}
-	ProblemVersionConflict      = ProblemType{"version-conflict", http.StatusConflict, "The preferences changed since the revision If-Match names"}
-	ProblemInvalidToken         = ProblemType{"invalid-token", http.StatusBadRequest, "The unsubscribe link is not valid"}
-	ProblemTokenExpired         = ProblemType{"token-expired", http.StatusGone, "The unsubscribe link has expired"}
-	ProblemNotFound             = ProblemType{"not-found", http.StatusNotFound, "Not found"}
-	ProblemMethodNotAllowed     = ProblemType{"method-not-allowed", http.StatusMethodNotAllowed, "Method not allowed"}
-	ProblemContention           = ProblemType{"contention", http.StatusServiceUnavailable, "The recipient is changing too fast; try again"}
-	ProblemUnavailable          = ProblemType{"unavailable", http.StatusServiceUnavailable, "The service cannot take the request now"}
-	ProblemInternal             = ProblemType{"internal", http.StatusInternalServerError, "Internal error"}
+	ProblemValidationFailed     = ProblemType{Name: "validation-failed", Status: http.StatusUnprocessableEntity, Title: "The request is invalid"}
+	ProblemMalformedJSON        = ProblemType{Name: "malformed-json", Status: http.StatusBadRequest, Title: "The body is not valid JSON for this request"}
+	ProblemUnknownField         = ProblemType{Name: "unknown-field", Status: http.StatusBadRequest, Title: "The body has a field this request does not know"}
+	ProblemUnsupportedMediaType = ProblemType{Name: "unsupported-media-type", Status: http.StatusUnsupportedMediaType, Title: "The body must be application/json"}
+	ProblemBodyTooLarge         = ProblemType{Name: "body-too-large", Status: http.StatusRequestEntityTooLarge, Title: "The body is larger than allowed"}
+	ProblemVersionConflict      = ProblemType{Name: "version-conflict", Status: http.StatusConflict, Title: "The preferences changed since the revision If-Match names"}
+	ProblemInvalidToken         = ProblemType{Name: "invalid-token", Status: http.StatusBadRequest, Title: "The unsubscribe link is not valid"}
+	ProblemTokenExpired         = ProblemType{Name: "token-expired", Status: http.StatusGone, Title: "The unsubscribe link has expired"}
+	ProblemNotFound             = ProblemType{Name: "not-found", Status: http.StatusNotFound, Title: "Not found"}
+	ProblemMethodNotAllowed     = ProblemType{Name: "method-not-allowed", Status: http.StatusMethodNotAllowed, Title: "Method not allowed"}
+	ProblemContention           = ProblemType{Name: "contention", Status: http.StatusServiceUnavailable, Title: "The recipient is changing too fast; try again"}
+	ProblemUnavailable          = ProblemType{Name: "unavailable", Status: http.StatusServiceUnavailable, Title: "The service cannot take the request now"}
+	ProblemInternal             = ProblemType{Name: "internal", Status: http.StatusInternalServerError, Title: "Internal error"}
 )
 
 // ProblemTypes returns the whole catalogue, for documentation and tests.
@@ -126,25 +119,7 @@ func problemFor(err error) Problem {
 	return Problem{Type: pt.URI(), Title: pt.Title, Status: pt.Status, Detail: detail, Errors: flds}
 }
 
-func writeProblem(w http.ResponseWriter, p Problem) {
-	if p.Status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
-	}
-	writeJSONAs(w, "application/problem+json", p.Status, p)
-}
+// writeProblem answers with p as application/problem+json.
+func writeProblem(w http.ResponseWriter, p Problem) { problem.Write(w, p.Status, p) }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	writeJSONAs(w, "application/json", status, v)
-}
-
-func writeJSONAs(w http.ResponseWriter, contentType string, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		contentType, status = "application/problem+json", http.StatusInternalServerError
-		body = []byte(`{"type":"` + ProblemInternal.URI() + `","title":"Internal error","status":500}`)
-	}
-	w.Header().Set("Content-Type", contentType)
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { problem.WriteJSON(w, status, v) }

@@ -2,45 +2,38 @@ package schedules
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"herald/commands/jsonbody"
 	"net/http"
 
+	"herald/commands/jsonbody"
+	"herald/commands/problem"
 	"herald/domain"
 	"herald/infra/eventstore"
 )
 
 // ProblemTypeBase prefixes every problem type URI; it is the one the other
 // command APIs use, so a client branches on the same names.
-const ProblemTypeBase = "https://herald.dev/problems/"
+const ProblemTypeBase = problem.Base
 
 // ProblemType is one entry of the catalogue of problems this API answers
 // with. Name, and hence the type URI, is stable.
-type ProblemType struct {
-	Name   string
-	Status int
-	Title  string
-}
-
-// URI returns the problem's type URI.
-func (p ProblemType) URI() string { return ProblemTypeBase + p.Name }
+type ProblemType = problem.Type
 
 // The catalogue. Names shared with the other command APIs mean the same
 // thing there.
 var (
-	ProblemValidationFailed     = ProblemType{"validation-failed", http.StatusUnprocessableEntity, "The request is invalid"}
-	ProblemMalformedJSON        = ProblemType{"malformed-json", http.StatusBadRequest, "The body is not valid JSON for this request"}
-	ProblemUnknownField         = ProblemType{"unknown-field", http.StatusBadRequest, "The body has a field this request does not know"}
-	ProblemUnsupportedMediaType = ProblemType{"unsupported-media-type", http.StatusUnsupportedMediaType, "The body's content type is not accepted here"}
-	ProblemBodyTooLarge         = ProblemType{"body-too-large", http.StatusRequestEntityTooLarge, "The body is larger than allowed"}
-	ProblemConflict             = ProblemType{"conflict", http.StatusConflict, "The schedule's state does not allow this"}
-	ProblemNotFound             = ProblemType{"not-found", http.StatusNotFound, "Not found"}
-	ProblemMethodNotAllowed     = ProblemType{"method-not-allowed", http.StatusMethodNotAllowed, "Method not allowed"}
-	ProblemContention           = ProblemType{"contention", http.StatusServiceUnavailable, "The schedule is changing too fast; try again"}
-	ProblemUnavailable          = ProblemType{"unavailable", http.StatusServiceUnavailable, "The service cannot take the request now"}
-	ProblemInternal             = ProblemType{"internal", http.StatusInternalServerError, "Internal error"}
+	ProblemValidationFailed     = ProblemType{Name: "validation-failed", Status: http.StatusUnprocessableEntity, Title: "The request is invalid"}
+	ProblemMalformedJSON        = ProblemType{Name: "malformed-json", Status: http.StatusBadRequest, Title: "The body is not valid JSON for this request"}
+	ProblemUnknownField         = ProblemType{Name: "unknown-field", Status: http.StatusBadRequest, Title: "The body has a field this request does not know"}
+	ProblemUnsupportedMediaType = ProblemType{Name: "unsupported-media-type", Status: http.StatusUnsupportedMediaType, Title: "The body's content type is not accepted here"}
+	ProblemBodyTooLarge         = ProblemType{Name: "body-too-large", Status: http.StatusRequestEntityTooLarge, Title: "The body is larger than allowed"}
+	ProblemConflict             = ProblemType{Name: "conflict", Status: http.StatusConflict, Title: "The schedule's state does not allow this"}
+	ProblemNotFound             = ProblemType{Name: "not-found", Status: http.StatusNotFound, Title: "Not found"}
+	ProblemMethodNotAllowed     = ProblemType{Name: "method-not-allowed", Status: http.StatusMethodNotAllowed, Title: "Method not allowed"}
+	ProblemContention           = ProblemType{Name: "contention", Status: http.StatusServiceUnavailable, Title: "The schedule is changing too fast; try again"}
+	ProblemUnavailable          = ProblemType{Name: "unavailable", Status: http.StatusServiceUnavailable, Title: "The service cannot take the request now"}
+	ProblemInternal             = ProblemType{Name: "internal", Status: http.StatusInternalServerError, Title: "Internal error"}
 )
 
 // ProblemTypes returns the whole catalogue. The slice is fresh on every
@@ -128,25 +121,7 @@ func isConflict(err error) bool {
 	return false
 }
 
-func writeProblem(w http.ResponseWriter, p Problem) {
-	if p.Status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
-	}
-	writeJSONAs(w, "application/problem+json", p.Status, p)
-}
+// writeProblem answers with p as application/problem+json.
+func writeProblem(w http.ResponseWriter, p Problem) { problem.Write(w, p.Status, p) }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	writeJSONAs(w, "application/json", status, v)
-}
-
-func writeJSONAs(w http.ResponseWriter, contentType string, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		contentType, status = "application/problem+json", http.StatusInternalServerError
-		body = []byte(`{"type":"` + ProblemInternal.URI() + `","title":"Internal error","status":500}`)
-	}
-	w.Header().Set("Content-Type", contentType)
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { problem.WriteJSON(w, status, v) }
