@@ -263,11 +263,10 @@ func (e *Engine) fanOut(ctx context.Context, id domain.BatchID) error {
 	chunkCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var pending []*chunk
-	wait := func(c *chunk) { <-c.done }
 	defer func() {
 		cancel()
 		for _, c := range pending {
-			wait(c)
+			<-c.done
 		}
 	}()
 	next := done
@@ -286,7 +285,7 @@ func (e *Engine) fanOut(ctx context.Context, id domain.BatchID) error {
 			return ctx.Err() // ended before the next chunk was started
 		}
 		c := pending[0]
-		wait(c)
+		<-c.done
 		pending = pending[1:]
 		if c.err != nil {
 			return fmt.Errorf("batch %s: send items %d to %d: %w", id, c.from, c.end, c.err)

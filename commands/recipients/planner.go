@@ -47,10 +47,7 @@ func NewPlanner(svc *Service, counter *SendCounter) *Planner {
 
 func (p *Planner) profile(ctx context.Context, id string, now time.Time) (domain.RecipientProfile, error) {
 	p.mu.Lock()
-	if w := p.svc.writes.Load(); w != p.seen || len(p.cached) >= maxCachedProfiles {
-		p.seen = w
-		clear(p.cached)
-	}
+	p.freshenLocked(1)
 	c, ok := p.cached[id]
 	p.mu.Unlock()
 	if ok && now.Sub(c.at) < profileTTL && now.Sub(c.at) >= 0 {
@@ -77,10 +74,7 @@ func (p *Planner) profile(ctx context.Context, id string, now time.Time) (domain
 func (p *Planner) Prefetch(ctx context.Context, reqs []domain.NotificationRequest, now time.Time) error {
 	at := time.Now()
 	p.mu.Lock()
-	if w := p.svc.writes.Load(); w != p.seen || len(p.cached)+len(reqs) >= maxCachedProfiles {
-		p.seen = w
-		clear(p.cached)
-	}
+	p.freshenLocked(len(reqs))
 	var streams []string
 	ids := map[string]string{} // stream → recipient id
 	for _, r := range reqs {
@@ -117,6 +111,16 @@ func (p *Planner) Prefetch(ctx context.Context, reqs []domain.NotificationReques
 		}
 	}
 	return nil
+}
+
+// freshenLocked empties the cache when this process changed a profile
+// since it was filled, or when adding room more entries would overflow it.
+// p.mu is held.
+func (p *Planner) freshenLocked(room int) {
+	if w := p.svc.writes.Load(); w != p.seen || len(p.cached)+room > maxCachedProfiles {
+		p.seen = w
+		clear(p.cached)
+	}
 }
 
 // Plan implements commands.Planner.

@@ -29,11 +29,18 @@ type tail struct {
 
 func newTail(max int) *tail { return &tail{max: max} }
 
-// add appends committed events, which must follow the last one held; if
-// they do not, the run starts over with them.
+// add appends committed events, which must have consecutive positions
+// (otherwise the tail is emptied) and follow the last one held (otherwise
+// the run starts over with them).
 func (t *tail) add(evs []eventstore.RecordedEvent) {
 	if t.max <= 0 || len(evs) == 0 {
 		return
+	}
+	for i := range evs {
+		if evs[i].Position != evs[0].Position+eventstore.Position(i) {
+			t.reset() // never index a run with a hole in it
+			return
+		}
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()

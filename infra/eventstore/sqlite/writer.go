@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -9,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -131,7 +129,9 @@ func (w *writer) start(closing <-chan struct{}, ended chan<- struct{}) error {
 			if r.committed {
 				// The tail is for followers: with none, it is not kept
 				// (when one comes, it starts again from the next commit).
-				w.s.tail.add(tailEvents(r.live, r.at, w.s.tail.max > 0 && w.s.subscribers.Load() > 0))
+				if w.s.tail.max > 0 && w.s.subscribers.Load() > 0 {
+					w.s.tail.add(tailEvents(r.live, r.at))
+				}
 			}
 			for _, p := range r.live {
 				p.done <- struct{}{} // buffered: exactly one send per taken append
@@ -704,11 +704,9 @@ type released struct {
 // them back, with their data copied (into one allocation) so that what the
 // tail holds does not change when a caller reuses its buffers. It runs
 // before the callers are told, while their requests are still theirs to
-// read.
-func tailEvents(live []*pending, at time.Time, want bool) []eventstore.RecordedEvent {
-	if !want {
-		return nil
-	}
+// read. They come out in position order: stage gave positions in the order
+// of live.
+func tailEvents(live []*pending, at time.Time) []eventstore.RecordedEvent {
 	n, size := 0, 0
 	for _, p := range live {
 		for i, r := range p.reqs {
@@ -747,8 +745,5 @@ func tailEvents(live []*pending, at time.Time, want bool) []eventstore.RecordedE
 			}
 		}
 	}
-	// Callers' appends reach the writer in any order; the tail wants them
-	// by position.
-	slices.SortFunc(out, func(a, b eventstore.RecordedEvent) int { return cmp.Compare(a.Position, b.Position) })
 	return out
 }
