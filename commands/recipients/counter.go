@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"herald/domain"
@@ -63,6 +64,20 @@ type SendCounter struct {
 	newest    time.Time
 	prunedAt  time.Time
 	undecoded int
+
+	// following is true while Run follows the log live.
+	following atomic.Bool
+	// watchers are told the id of every recipient whose stream an event
+	// it applies belongs to (the Planner drops its cached profile).
+	watchers []func(recipientID string)
+}
+
+// watchRecipients registers f to be called, outside the counter's lock,
+// with the id of each recipient whose stream changes. Register before Run.
+func (c *SendCounter) watchRecipients(f func(recipientID string)) {
+	c.mu.Lock()
+	c.watchers = append(c.watchers, f)
+	c.mu.Unlock()
 }
 
 type pendingSend struct{ recipient, category string }
@@ -136,6 +151,8 @@ func (c *SendCounter) Run(ctx context.Context) error {
 		return fmt.Errorf("send counter: subscribe: %w", err)
 	}
 	defer sub.Close()
+	c.following.Store(true)
+	defer c.following.Store(false)
 	for {
 		recs, err := sub.Next(ctx)
 		if err != nil {
@@ -174,13 +191,28 @@ func (c *SendCounter) CatchUp(ctx context.Context) error {
 // apply folds recs (in commit order) into the counter, skipping what is at
 // or below the position already applied.
 func (c *SendCounter) apply(recs []eventstore.RecordedEvent) {
+	var changed []string
 	c.mu.Lock()
+	watchers := c.watchers
+	defer func() {
+		for _, id := range changed {
+			for _, f := range watchers {
+				f(id)
+			}
+		}
+	}()
 	defer c.mu.Unlock()
 	for _, rec := range recs {
 		if rec.Position <= c.pos {
 			continue
 		}
 		c.pos = rec.Position
+		if id, ok := strings.CutPrefix(rec.Stream, domain.RecipientStream("")); ok {
+			if len(watchers) > 0 {
+				changed = append(changed, id)
+			}
+			continue
+		}
 		if !strings.HasPrefix(rec.Stream, "notification-") {
 			continue
 		}

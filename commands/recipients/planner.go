@@ -15,11 +15,14 @@ import (
 // domain.PlanForRecipient with the frequency counts of counter (nil: caps
 // are not applied).
 //
-// Profiles are cached for a second: a send to a recipient reads its stream
-// at most once a second instead of on every send (the read was a seventh
-// of the API's CPU under load, and most recipients have no profile at
-// all). A change made through this process's Service empties the cache at
-// once; one made by another process is seen within the second.
+// Profiles are cached, so that a send does not read its recipient's stream
+// every time (the read was a seventh of the API's CPU under load, and most
+// recipients have no profile at all). A change made through this process's
+// Service empties the cache at once. A change made by another process is
+// seen by the counter, which follows the log: while it runs, it drops that
+// recipient's entry as soon as it reads the change (within its lag, about
+// the log's poll interval), and entries live up to followedProfileTTL.
+// Without a running counter, entries live profileTTL.
 type Planner struct {
 	svc     *Service
 	counter *SendCounter
@@ -27,6 +30,9 @@ type Planner struct {
 	mu     sync.Mutex
 	seen   int64 // svc.writes when the cache was last valid
 	cached map[string]cachedProfile
+	// dropped counts the entries the counter dropped: a profile read
+	// while one was dropped may predate the change, so it is not kept.
+	dropped uint64
 }
 
 type cachedProfile struct {
@@ -34,23 +40,51 @@ type cachedProfile struct {
 	at time.Time
 }
 
-// profileTTL bounds how stale a profile another process changed may be.
+// profileTTL bounds how stale a profile another process changed may be
+// when no counter follows the log.
 const profileTTL = time.Second
+
+// followedProfileTTL bounds the life of an entry while the counter follows
+// the log and drops the entries of recipients that change.
+const followedProfileTTL = 5 * time.Minute
 
 // maxCachedProfiles bounds the cache; past it, it starts over.
 const maxCachedProfiles = 1 << 16
 
 // NewPlanner returns a Planner over svc and counter.
 func NewPlanner(svc *Service, counter *SendCounter) *Planner {
-	return &Planner{svc: svc, counter: counter, cached: map[string]cachedProfile{}}
+	p := &Planner{svc: svc, counter: counter, cached: map[string]cachedProfile{}}
+	if counter != nil {
+		counter.watchRecipients(p.forget)
+	}
+	return p
+}
+
+// forget drops the cached profile of a recipient whose stream changed.
+func (p *Planner) forget(id string) {
+	p.mu.Lock()
+	delete(p.cached, id)
+	p.dropped++
+	p.mu.Unlock()
+}
+
+// fresh reports whether an entry cached at at may still be used at now.
+func (p *Planner) fresh(c cachedProfile, now time.Time) bool {
+	ttl := profileTTL
+	if p.counter != nil && p.counter.following.Load() {
+		ttl = followedProfileTTL
+	}
+	age := now.Sub(c.at)
+	return age >= 0 && age < ttl
 }
 
 func (p *Planner) profile(ctx context.Context, id string, now time.Time) (domain.RecipientProfile, error) {
 	p.mu.Lock()
 	p.freshenLocked(1)
 	c, ok := p.cached[id]
+	dropped := p.dropped
 	p.mu.Unlock()
-	if ok && now.Sub(c.at) < profileTTL && now.Sub(c.at) >= 0 {
+	if ok && p.fresh(c, now) {
 		return c.p, nil
 	}
 	before := p.svc.writes.Load()
@@ -59,7 +93,7 @@ func (p *Planner) profile(ctx context.Context, id string, now time.Time) (domain
 		return domain.RecipientProfile{}, err
 	}
 	p.mu.Lock()
-	if p.svc.writes.Load() == before {
+	if p.svc.writes.Load() == before && p.dropped == dropped {
 		p.cached[id] = cachedProfile{p: prof, at: now}
 	}
 	p.mu.Unlock()
@@ -82,7 +116,7 @@ func (p *Planner) Prefetch(ctx context.Context, reqs []domain.NotificationReques
 		if id == "" || !domain.RecipientID(id).Valid() {
 			continue
 		}
-		if c, ok := p.cached[id]; ok && at.Sub(c.at) < profileTTL && at.Sub(c.at) >= 0 {
+		if c, ok := p.cached[id]; ok && p.fresh(c, at) {
 			continue
 		}
 		stream := domain.RecipientStream(domain.RecipientID(id))
@@ -91,6 +125,7 @@ func (p *Planner) Prefetch(ctx context.Context, reqs []domain.NotificationReques
 			streams = append(streams, stream)
 		}
 	}
+	dropped := p.dropped
 	p.mu.Unlock()
 	if len(streams) == 0 {
 		return nil
@@ -102,7 +137,7 @@ func (p *Planner) Prefetch(ctx context.Context, reqs []domain.NotificationReques
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.svc.writes.Load() != before {
+	if p.svc.writes.Load() != before || p.dropped != dropped {
 		return nil // a profile changed meanwhile: Plan reads each
 	}
 	for stream, id := range ids {

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"herald/commands/recipients"
 	"herald/domain"
 	"herald/infra/eventstore"
@@ -78,5 +80,64 @@ func TestPrefetchReadsOnlyTheProfilesThatExist(t *testing.T) {
 	}
 	if len(d.Plans) != 1 || d.Plans[0].Address != "grace@example.com" {
 		t.Errorf("user-2 after its profile was created: %+v", d)
+	}
+}
+
+// A profile changed by another process (here: a handler that is not the
+// planner's Service, so the planner's own-write signal stays quiet) is
+// planned with once the counter has read the change from the log, without
+// waiting for the cache's time limit; until then the cached profile is used
+// without a read.
+func TestPlannerDropsProfilesTheCounterSeesChange(t *testing.T) {
+	t.Parallel()
+	var counting *countingStore
+	e := newEnv(t, func(d *recipients.Deps) {
+		counting = &countingStore{Store: d.Store}
+		d.Store = counting
+	})
+	counter, err := recipients.NewSendCounter(e.store, recipients.SendCounterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := recipients.NewPlanner(e.svc, counter)
+	other, err := recipients.NewSetProfileHandler(recipients.Deps{
+		Store: e.store, Clock: e.clock.now, NewID: func() string { return uuid.Must(uuid.NewV7()).String() },
+		UnsubscribeSecret: secret, PublicURL: "https://herald.example.com/",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := domain.NotificationRequest{Recipient: domain.Recipient{ID: "user-7"}, Channels: []domain.Channel{domain.ChannelEmail}}
+	plan := func() domain.PlanDecision {
+		t.Helper()
+		d, err := p.Plan(t.Context(), req, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+
+	if d := plan(); len(d.Plans) != 0 {
+		t.Fatalf("user-7 has no profile yet, planned: %+v", d)
+	}
+	if _, err := other.Handle(t.Context(), recipients.SetProfile{ID: "user-7", Profile: domain.RecipientDetails{Email: "ada@example.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	reads := counting.streamReads.Load()
+	if d := plan(); len(d.Plans) != 0 {
+		t.Errorf("before the counter read the change, the cached (empty) profile should be used: %+v", d)
+	}
+	if n := counting.streamReads.Load() - reads; n != 0 {
+		t.Errorf("a cached profile was read again (%d reads)", n)
+	}
+
+	if err := counter.CatchUp(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if d := plan(); len(d.Plans) != 1 || d.Plans[0].Address != "ada@example.com" {
+		t.Errorf("after the counter read the change: %+v, want the new address", d)
+	}
+	if n := counting.streamReads.Load() - reads; n != 1 {
+		t.Errorf("after the change the profile should be read once, read %d times", n)
 	}
 }
