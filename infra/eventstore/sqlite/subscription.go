@@ -20,7 +20,7 @@ func (s *Store) Subscribe(ctx context.Context, after eventstore.Position) (event
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	sub := &subscription{s: s, last: after, done: make(chan struct{})}
+	sub := &subscription{s: s, last: after, done: make(chan struct{}), polled: time.Now()}
 	s.subscribers.Add(1)
 	sub.stop = context.AfterFunc(ctx, sub.end)
 	return sub, nil
@@ -30,6 +30,9 @@ type subscription struct {
 	s    *Store
 	last eventstore.Position
 	stop func() bool
+	// polled is when the subscription last asked SQLite rather than the
+	// tail whether there was more.
+	polled time.Time
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -50,7 +53,17 @@ func (sub *subscription) Next(ctx context.Context) ([]eventstore.RecordedEvent, 
 		// Take the wake-up channel before reading, so that a commit landing
 		// between the read and the wait is not missed.
 		changed := sub.s.changed()
-		evs, err := sub.s.ReadAll(ctx, sub.last, subscriptionBatch)
+		var evs []eventstore.RecordedEvent
+		var err error
+		if !sub.s.tail.holdsUpTo(sub.last) || time.Since(sub.polled) >= sub.s.opts.PollInterval {
+			// Up to the end of the tail, the subscription has everything
+			// this Store committed: only another process could have
+			// written more, and asking SQLite on every wake-up to find
+			// nothing cost each follower a query per commit. It asks once
+			// per poll interval, the delay promised for such appends.
+			sub.polled = time.Now()
+			evs, err = sub.s.ReadAll(ctx, sub.last, subscriptionBatch)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()

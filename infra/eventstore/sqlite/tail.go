@@ -88,3 +88,12 @@ func (t *tail) read(after eventstore.Position, limit int) ([]eventstore.Recorded
 	copy(out, t.evs[i:i+n])
 	return out, true
 }
+
+// holdsUpTo reports whether the last event held is at position pos: a
+// reader that has read up to there has read everything this Store's writer
+// committed so far.
+func (t *tail) holdsUpTo(pos eventstore.Position) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.evs) > 0 && t.first+eventstore.Position(len(t.evs)-1) == pos
+}
