@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"herald/adapters/webpush"
+	"herald/adapters/webpush/webpushtest"
 )
 
 func TestGenerateVAPIDKeys(t *testing.T) {
@@ -140,15 +141,15 @@ func TestMemorySubscriptions(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	var m webpush.MemorySubscriptions
-	phone := newBrowser(t).subscription("https://push.example/a")
-	laptop := newBrowser(t).subscription("https://push.example/b")
+	phone := webpushtest.NewBrowser().Subscription("https://push.example/a")
+	laptop := webpushtest.NewBrowser().Subscription("https://push.example/b")
 
 	for _, s := range []webpush.Subscription{phone, laptop} {
 		if err := m.Add("user-42", s); err != nil {
 			t.Fatalf("Add: %v", err)
 		}
 	}
-	refreshed := newBrowser(t).subscription(phone.Endpoint)
+	refreshed := webpushtest.NewBrowser().Subscription(phone.Endpoint)
 	if err := m.Add("user-42", refreshed); err != nil {
 		t.Fatalf("Add refreshed: %v", err)
 	}
@@ -189,7 +190,7 @@ func TestMemorySubscriptions(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Go(func() {
-			s := newBrowser(t).subscription(fmt.Sprintf("https://push.example/c%d", i))
+			s := webpushtest.NewBrowser().Subscription(fmt.Sprintf("https://push.example/c%d", i))
 			if err := m.Add("user-9", s); err != nil {
 				t.Error(err)
 			}

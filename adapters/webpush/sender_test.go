@@ -2,6 +2,8 @@ package webpush_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net/http"
 	"strings"
@@ -11,6 +13,7 @@ import (
 
 	"herald/adapters/channel"
 	"herald/adapters/webpush"
+	"herald/adapters/webpush/webpushtest"
 	"herald/domain"
 )
 
@@ -18,7 +21,7 @@ const subject = "mailto:ops@herald.example"
 
 // fixture is a Sender wired to a local push service.
 type fixture struct {
-	ps        *pushService
+	ps        *webpushtest.PushService
 	subs      *webpush.MemorySubscriptions
 	private   string
 	expiredMu sync.Mutex
@@ -36,7 +39,19 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{ps: newPushService(t, pub, subject), subs: &webpush.MemorySubscriptions{}, private: priv}
+	ps := webpushtest.NewPushService(pub, subject)
+	t.Cleanup(ps.Close)
+	return &fixture{ps: ps, subs: &webpush.MemorySubscriptions{}, private: priv}
+}
+
+// allowListedClient is the guarded client with 127.0.0.1 allowed and the
+// push service's certificate trusted.
+func (f *fixture) allowListedClient() *http.Client {
+	c := channel.NewHTTPClient(channel.HTTPOptions{AllowHosts: []string{"127.0.0.1"}})
+	roots := x509.NewCertPool()
+	roots.AddCert(f.ps.Certificate())
+	c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: roots}
+	return c
 }
 
 // sender builds a Sender; edit may change the config first.
@@ -44,10 +59,10 @@ func (f *fixture) sender(t *testing.T, edit func(*webpush.Config)) *webpush.Send
 	t.Helper()
 	cfg := webpush.Config{
 		Subscriptions:   f.subs,
-		VAPIDPublicKey:  f.ps.vapidPublic,
+		VAPIDPublicKey:  f.ps.PublicKey,
 		VAPIDPrivateKey: f.private,
 		Subject:         subject,
-		HTTPClient:      f.ps.allowListedClient(),
+		HTTPClient:      f.allowListedClient(),
 		OnExpired: func(_ context.Context, recipient string, s webpush.Subscription) {
 			f.expiredMu.Lock()
 			defer f.expiredMu.Unlock()
@@ -64,9 +79,9 @@ func (f *fixture) sender(t *testing.T, edit func(*webpush.Config)) *webpush.Send
 	return s
 }
 
-func (f *fixture) subscribe(t *testing.T, recipient, path string, a answer) webpush.Subscription {
+func (f *fixture) subscribe(t *testing.T, recipient, path string, a webpushtest.Answer) webpush.Subscription {
 	t.Helper()
-	s := f.ps.subscribe(t, path, a)
+	s := f.ps.Subscribe(path, a)
 	if err := f.subs.Add(recipient, s); err != nil {
 		t.Fatalf("Add: %v", err)
 	}
@@ -142,7 +157,7 @@ func TestSendDeliversEncryptedSignedPush(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
-			f.subscribe(t, "user-42", "/push/phone", answer{})
+			f.subscribe(t, "user-42", "/push/phone", webpushtest.Answer{})
 			s := f.sender(t, tc.edit)
 			m := message("user-42")
 			m.Priority = tc.priority
@@ -155,35 +170,35 @@ func TestSendDeliversEncryptedSignedPush(t *testing.T) {
 			if !res.Confirmed || res.ProviderMessageID != "/message/push/phone" {
 				t.Fatalf("result %+v, want confirmed with the Location as id", res)
 			}
-			reqs := f.ps.requests()
+			reqs := f.ps.Requests()
 			if len(reqs) != 1 {
 				t.Fatalf("push service got %d requests, want 1", len(reqs))
 			}
 			r := reqs[0]
-			if r.err != nil {
-				t.Fatalf("push service: %v", r.err)
+			if r.Err != nil {
+				t.Fatalf("push service: %v", r.Err)
 			}
-			want := pushPayload{
+			want := webpushtest.Payload{
 				Title: "Your code", Body: "Code 123456", NotificationID: "n-1", DeliveryID: "webpush-1",
 				IdempotencyKey: "n-1/webpush-1", Metadata: map[string]string{"order": "A-17"},
 			}
-			if r.payload.Title != want.Title || r.payload.Body != want.Body ||
-				r.payload.NotificationID != want.NotificationID || r.payload.DeliveryID != want.DeliveryID ||
-				r.payload.IdempotencyKey != want.IdempotencyKey || r.payload.Metadata["order"] != "A-17" {
-				t.Fatalf("decrypted payload %+v, want %+v", r.payload, want)
+			if r.Payload.Title != want.Title || r.Payload.Body != want.Body ||
+				r.Payload.NotificationID != want.NotificationID || r.Payload.DeliveryID != want.DeliveryID ||
+				r.Payload.IdempotencyKey != want.IdempotencyKey || r.Payload.Metadata["order"] != "A-17" {
+				t.Fatalf("decrypted payload %+v, want %+v", r.Payload, want)
 			}
-			if got := r.header.Get("Urgency"); got != tc.wantUrgency {
+			if got := r.Header.Get("Urgency"); got != tc.wantUrgency {
 				t.Errorf("Urgency %q, want %q", got, tc.wantUrgency)
 			}
-			if got := r.header.Get("TTL"); got != tc.wantTTL {
+			if got := r.Header.Get("TTL"); got != tc.wantTTL {
 				t.Errorf("TTL %q, want %q", got, tc.wantTTL)
 			}
-			if got := r.header.Get("Topic"); got != tc.wantTopic {
+			if got := r.Header.Get("Topic"); got != tc.wantTopic {
 				t.Errorf("Topic %q, want %q", got, tc.wantTopic)
 			}
 			wantExp := before.Add(tc.wantExpiry).Unix()
-			if r.claims.Exp < wantExp-1 || r.claims.Exp > time.Now().Add(tc.wantExpiry).Unix()+1 {
-				t.Errorf("exp %d, want about %d (now + %s)", r.claims.Exp, wantExp, tc.wantExpiry)
+			if r.Claims.Exp < wantExp-1 || r.Claims.Exp > time.Now().Add(tc.wantExpiry).Unix()+1 {
+				t.Errorf("exp %d, want about %d (now + %s)", r.Claims.Exp, wantExp, tc.wantExpiry)
 			}
 		})
 	}
@@ -192,9 +207,9 @@ func TestSendDeliversEncryptedSignedPush(t *testing.T) {
 func TestSendPushesToEverySubscription(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.subscribe(t, "user-42", "/push/phone", answer{})
-	f.subscribe(t, "user-42", "/push/laptop", answer{code: http.StatusAccepted})
-	f.subscribe(t, "user-7", "/push/other", answer{})
+	f.subscribe(t, "user-42", "/push/phone", webpushtest.Answer{})
+	f.subscribe(t, "user-42", "/push/laptop", webpushtest.Answer{Code: http.StatusAccepted})
+	f.subscribe(t, "user-7", "/push/other", webpushtest.Answer{})
 	s := f.sender(t, nil)
 
 	res, err := s.Send(t.Context(), message("user-42"))
@@ -202,14 +217,14 @@ func TestSendPushesToEverySubscription(t *testing.T) {
 		t.Fatalf("Send = %+v, %v; want confirmed", res, err)
 	}
 	seen := map[string]bool{}
-	for _, r := range f.ps.requests() {
-		if r.err != nil {
-			t.Fatalf("push service, %s: %v", r.path, r.err)
+	for _, r := range f.ps.Requests() {
+		if r.Err != nil {
+			t.Fatalf("push service, %s: %v", r.Path, r.Err)
 		}
-		if r.payload.IdempotencyKey != "n-1/webpush-1" {
-			t.Errorf("%s: idempotency key %q", r.path, r.payload.IdempotencyKey)
+		if r.Payload.IdempotencyKey != "n-1/webpush-1" {
+			t.Errorf("%s: idempotency key %q", r.Path, r.Payload.IdempotencyKey)
 		}
-		seen[r.path] = true
+		seen[r.Path] = true
 	}
 	if len(seen) != 2 || !seen["/push/phone"] || !seen["/push/laptop"] {
 		t.Fatalf("pushed to %v, want exactly the two browsers of user-42", seen)
@@ -222,7 +237,7 @@ func TestSendExpiredSubscriptions(t *testing.T) {
 		t.Run(http.StatusText(code), func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
-			gone := f.subscribe(t, "user-42", "/push/gone", answer{code: code})
+			gone := f.subscribe(t, "user-42", "/push/gone", webpushtest.Answer{Code: code})
 			s := f.sender(t, nil)
 
 			_, err := s.Send(t.Context(), message("user-42"))
@@ -240,8 +255,8 @@ func TestSendExpiredSubscriptions(t *testing.T) {
 	t.Run("one of two", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t)
-		gone := f.subscribe(t, "user-42", "/push/gone", answer{code: http.StatusGone})
-		f.subscribe(t, "user-42", "/push/alive", answer{})
+		gone := f.subscribe(t, "user-42", "/push/gone", webpushtest.Answer{Code: http.StatusGone})
+		f.subscribe(t, "user-42", "/push/alive", webpushtest.Answer{})
 		s := f.sender(t, func(c *webpush.Config) {
 			c.OnExpired = func(_ context.Context, recipient string, sub webpush.Subscription) {
 				f.subs.Remove(recipient, sub.Endpoint)
@@ -267,8 +282,8 @@ func TestSendExpiredSubscriptions(t *testing.T) {
 	t.Run("all of two", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t)
-		f.subscribe(t, "user-42", "/push/a", answer{code: http.StatusGone})
-		f.subscribe(t, "user-42", "/push/b", answer{code: http.StatusNotFound})
+		f.subscribe(t, "user-42", "/push/a", webpushtest.Answer{Code: http.StatusGone})
+		f.subscribe(t, "user-42", "/push/b", webpushtest.Answer{Code: http.StatusNotFound})
 		s := f.sender(t, nil)
 
 		_, err := s.Send(t.Context(), message("user-42"))
@@ -286,22 +301,22 @@ func TestSendClassifiesPushServiceAnswers(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name           string
-		answers        []answer
+		answers        []webpushtest.Answer
 		wantRetryable  bool
 		wantThrottled  bool
 		wantRetryAfter time.Duration
 	}{
-		{name: "429 with Retry-After", answers: []answer{{code: 429, header: map[string]string{"Retry-After": "120"}}},
+		{name: "429 with Retry-After", answers: []webpushtest.Answer{{Code: 429, Header: http.Header{"Retry-After": {"120"}}}},
 			wantRetryable: true, wantThrottled: true, wantRetryAfter: 120 * time.Second},
-		{name: "503 with Retry-After", answers: []answer{{code: 503, header: map[string]string{"Retry-After": "30"}}},
+		{name: "503 with Retry-After", answers: []webpushtest.Answer{{Code: 503, Header: http.Header{"Retry-After": {"30"}}}},
 			wantRetryable: true, wantRetryAfter: 30 * time.Second},
-		{name: "500", answers: []answer{{code: 500}}, wantRetryable: true},
-		{name: "400", answers: []answer{{code: 400}}},
-		{name: "403 vapid refused", answers: []answer{{code: 403}}},
-		{name: "413", answers: []answer{{code: 413}}},
-		{name: "400 and 429", answers: []answer{{code: 400}, {code: 429, header: map[string]string{"Retry-After": "7"}}},
+		{name: "500", answers: []webpushtest.Answer{{Code: 500}}, wantRetryable: true},
+		{name: "400", answers: []webpushtest.Answer{{Code: 400}}},
+		{name: "403 vapid refused", answers: []webpushtest.Answer{{Code: 403}}},
+		{name: "413", answers: []webpushtest.Answer{{Code: 413}}},
+		{name: "400 and 429", answers: []webpushtest.Answer{{Code: 400}, {Code: 429, Header: http.Header{"Retry-After": {"7"}}}},
 			wantRetryable: true, wantThrottled: true, wantRetryAfter: 7 * time.Second},
-		{name: "410 and 500", answers: []answer{{code: 410}, {code: 500}}, wantRetryable: true},
+		{name: "410 and 500", answers: []webpushtest.Answer{{Code: 410}, {Code: 500}}, wantRetryable: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -322,12 +337,12 @@ func TestSendClassifiesPushServiceAnswers(t *testing.T) {
 				t.Fatalf("failure %+v, want retryable=%v throttled=%v retryAfter=%s, not expired",
 					fl, tc.wantRetryable, tc.wantThrottled, tc.wantRetryAfter)
 			}
-			if !strings.Contains(fl.Reason, f.ps.srv.URL) {
-				t.Errorf("reason %q does not name the push service origin %s", fl.Reason, f.ps.srv.URL)
+			if !strings.Contains(fl.Reason, f.ps.URL) {
+				t.Errorf("reason %q does not name the push service origin %s", fl.Reason, f.ps.URL)
 			}
-			for _, r := range f.ps.requests() {
-				if r.err != nil {
-					t.Fatalf("push service, %s: %v", r.path, r.err)
+			for _, r := range f.ps.Requests() {
+				if r.Err != nil {
+					t.Fatalf("push service, %s: %v", r.Path, r.Err)
 				}
 			}
 		})
@@ -337,7 +352,7 @@ func TestSendClassifiesPushServiceAnswers(t *testing.T) {
 func TestSendRefusesEndpointNotAllowListed(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.subscribe(t, "user-42", "/push/internal", answer{})
+	f.subscribe(t, "user-42", "/push/internal", webpushtest.Answer{})
 	// The default client: channel.NewHTTPClient with no allow-list.
 	s := f.sender(t, func(c *webpush.Config) { c.HTTPClient = nil })
 
@@ -349,7 +364,7 @@ func TestSendRefusesEndpointNotAllowListed(t *testing.T) {
 	if !errors.Is(err, channel.ErrAddressRefused) {
 		t.Fatalf("error %v does not wrap channel.ErrAddressRefused", err)
 	}
-	if n := len(f.ps.requests()); n != 0 {
+	if n := len(f.ps.Requests()); n != 0 {
 		t.Fatalf("push service on 127.0.0.1 got %d requests through the guard", n)
 	}
 }
@@ -357,7 +372,7 @@ func TestSendRefusesEndpointNotAllowListed(t *testing.T) {
 func TestSendTimeoutIsRetryable(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.subscribe(t, "user-42", "/push/slow", answer{block: true})
+	f.subscribe(t, "user-42", "/push/slow", webpushtest.Answer{Block: true})
 	s := f.sender(t, nil)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
@@ -381,7 +396,7 @@ func (failingLookup) Subscriptions(context.Context, string) ([]webpush.Subscript
 func TestSendWithoutUsableSubscription(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.subscribe(t, "user-42", "/push/phone", answer{})
+	f.subscribe(t, "user-42", "/push/phone", webpushtest.Answer{})
 	cases := []struct {
 		name          string
 		edit          func(*webpush.Config)
@@ -417,7 +432,7 @@ func TestSendWithoutUsableSubscription(t *testing.T) {
 		})
 	}
 	t.Cleanup(func() {
-		if n := len(f.ps.requests()); n != 0 {
+		if n := len(f.ps.Requests()); n != 0 {
 			t.Errorf("push service got %d requests, want none", n)
 		}
 	})
@@ -426,7 +441,7 @@ func TestSendWithoutUsableSubscription(t *testing.T) {
 func TestSendMessageNearTheSizeLimit(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.subscribe(t, "user-42", "/push/phone", answer{})
+	f.subscribe(t, "user-42", "/push/phone", webpushtest.Answer{})
 	s := f.sender(t, nil)
 	m := message("user-42")
 	m.Metadata = nil
@@ -439,11 +454,11 @@ func TestSendMessageNearTheSizeLimit(t *testing.T) {
 	if err != nil || !res.Confirmed {
 		t.Fatalf("Send = %+v, %v; want confirmed", res, err)
 	}
-	r := f.ps.requests()[0]
-	if r.err != nil {
-		t.Fatalf("push service: %v", r.err)
+	r := f.ps.Requests()[0]
+	if r.Err != nil {
+		t.Fatalf("push service: %v", r.Err)
 	}
-	if r.payload.Body != m.Body {
-		t.Fatalf("decrypted body of %d bytes, want %d", len(r.payload.Body), len(m.Body))
+	if r.Payload.Body != m.Body {
+		t.Fatalf("decrypted body of %d bytes, want %d", len(r.Payload.Body), len(m.Body))
 	}
 }
