@@ -164,48 +164,80 @@ func (p pushSubscriptions) Subscriptions(ctx context.Context, recipientID string
 // sharing it agree, and links keep working across restarts.
 func unsubscribeSecret(dataDir string) ([]byte, error) {
 	path := filepath.Join(dataDir, "unsubscribe.key")
-	b, err := os.ReadFile(path)
-	if err == nil {
-		if len(b) < recipients.MinUnsubscribeSecretLen {
-			return nil, fmt.Errorf("read %s: shorter than %d bytes", path, recipients.MinUnsubscribeSecretLen)
-		}
-		return b, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
+	b, err := createOnce(path, func() ([]byte, error) {
+		b := make([]byte, 32)
+		_, err := rand.Read(b)
+		return b, err
+	})
+	if err != nil {
 		return nil, err
 	}
-	b = make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return nil, err
+	if len(b) < recipients.MinUnsubscribeSecretLen {
+		return nil, fmt.Errorf("read %s: shorter than %d bytes", path, recipients.MinUnsubscribeSecretLen)
 	}
-	if err := os.MkdirAll(dataDir, 0o755); err != nil {
-		return nil, err
-	}
-	return b, os.WriteFile(path, b, 0o600)
+	return b, nil
 }
 
 // vapidKeys returns the server's web push key pair, created on first start
 // and kept (mode 0600) in the data folder, so browsers' subscriptions stay
-// valid across restarts.
+// valid across restarts and the processes sharing the folder agree: the api
+// role hands the public key to browsers, the deliver role signs with the
+// private one.
 func vapidKeys(dataDir string) (public, private string, err error) {
 	path := filepath.Join(dataDir, "vapid.json")
 	var k struct{ Public, Private string }
-	b, err := os.ReadFile(path)
-	if err == nil {
-		if err := json.Unmarshal(b, &k); err != nil || k.Public == "" || k.Private == "" {
-			return "", "", fmt.Errorf("read %s: not a key pair", path)
+	b, err := createOnce(path, func() ([]byte, error) {
+		var err error
+		if k.Public, k.Private, err = webpush.GenerateVAPIDKeys(); err != nil {
+			return nil, err
 		}
-		return k.Public, k.Private, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
+		return json.Marshal(k)
+	})
+	if err != nil {
 		return "", "", err
 	}
-	if k.Public, k.Private, err = webpush.GenerateVAPIDKeys(); err != nil {
-		return "", "", err
-	}
-	b, _ = json.Marshal(k)
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		return "", "", err
+	if err := json.Unmarshal(b, &k); err != nil || k.Public == "" || k.Private == "" {
+		return "", "", fmt.Errorf("read %s: not a key pair", path)
 	}
 	return k.Public, k.Private, nil
+}
+
+// createOnce returns the contents of the file at path, creating it first
+// (mode 0600, and its folder) with what generate returns when there is
+// none. Processes starting together on a fresh data folder all end up with
+// the same contents: each writes its own whole under a temporary name and
+// hard-links it into place, which succeeds for one only; the others read
+// the winner's. No reader ever sees a partly written file.
+func createOnce(path string, generate func() ([]byte, error)) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if !errors.Is(err, os.ErrNotExist) {
+		return b, err
+	}
+	if b, err = generate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(b)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Link(tmp.Name(), path); errors.Is(err, os.ErrExist) {
+		return os.ReadFile(path)
+	} else if err != nil {
+		return nil, err
+	}
+	return b, nil
 }
