@@ -42,29 +42,35 @@ type outcome struct {
 // from the cached state when there is one (then only the events appended
 // since are read). A stream that does not exist gives the zero
 // Notification.
-func (x executor) load(ctx context.Context, id domain.NotificationID) (domain.Notification, error) {
+//
+// With trust set, a cached state is returned as it is, without asking the
+// log whether anything was appended since; unread then says so.
+func (x executor) load(ctx context.Context, id domain.NotificationID, trust bool) (state domain.Notification, unread bool, err error) {
 	stream := domain.NotificationStream(id)
-	state := x.cache.get(id)
+	state = x.cache.get(id)
+	if trust && state.Exists() {
+		return state, true, nil
+	}
 	after := uint64(state.Version())
 	for {
 		recs, err := x.store.ReadStream(ctx, stream, after, readPageSize)
 		if errors.Is(err, eventstore.ErrStreamNotFound) {
-			return state, nil
+			return state, false, nil
 		}
 		if err != nil {
-			return domain.Notification{}, fmt.Errorf("load %s: %w", stream, err)
+			return domain.Notification{}, false, fmt.Errorf("load %s: %w", stream, err)
 		}
 		for _, rec := range recs {
 			e, err := domain.UnmarshalEvent(rec.Type, rec.Data)
 			if err != nil {
-				return domain.Notification{}, fmt.Errorf("load %s version %d: %w", stream, rec.Version, err)
+				return domain.Notification{}, false, fmt.Errorf("load %s version %d: %w", stream, rec.Version, err)
 			}
 			state = domain.EvolveNotification(state, e)
 			after = rec.Version
 		}
 		if len(recs) < readPageSize {
 			x.cache.put(state)
-			return state, nil
+			return state, false, nil
 		}
 	}
 }
@@ -93,14 +99,27 @@ func (x executor) encode(events []domain.Event, meta eventstore.Metadata) ([]eve
 // the version it decided on. On a version conflict it reloads and decides
 // again, at most MaxConflictRetries times, then gives up with ErrContention.
 // Decision errors are returned as they are (wrapping domain sentinels).
+//
+// The first decision starts from the cached state without reading the log
+// (the dispatcher's attempt and its outcome follow the send that cached
+// it, and that read was a tenth of the delivery path's CPU): an append
+// names the version it decided on, so a state that was stale costs a
+// conflict and a reload. A refusal or a no-op appends nothing to check it
+// against, so one decided on an unread state is decided again after
+// reading the log.
 func (x executor) execute(ctx context.Context, id domain.NotificationID, meta eventstore.Metadata, decide decideFunc) (outcome, error) {
 	stream := domain.NotificationStream(id)
-	for attempt := 0; ; attempt++ {
-		state, err := x.load(ctx, id)
+	trust := true
+	for conflicts := 0; ; {
+		state, unread, err := x.load(ctx, id, trust)
 		if err != nil {
 			return outcome{}, err
 		}
+		trust = false
 		events, err := decide(state)
+		if unread && (err != nil || len(events) == 0) {
+			continue
+		}
 		if err != nil {
 			return outcome{State: state}, err
 		}
@@ -119,9 +138,10 @@ func (x executor) execute(ctx context.Context, id domain.NotificationID, meta ev
 			return outcome{State: next, Events: events}, nil
 		case !errors.Is(err, eventstore.ErrWrongExpectedVersion):
 			return outcome{}, fmt.Errorf("append to %s: %w", stream, err)
-		case attempt >= MaxConflictRetries:
+		case conflicts >= MaxConflictRetries:
 			return outcome{}, fmt.Errorf("append to %s: %w: %w", stream, ErrContention, err)
 		}
+		conflicts++
 	}
 }
 

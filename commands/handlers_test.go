@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -169,4 +170,94 @@ func TestRepeatAfterExpiryReturnsOriginal(t *testing.T) {
 	if !errors.As(err, &ve) || ve.Fields[0].Field != "expires_at" {
 		t.Errorf("error %v, want expires_at invalid", err)
 	}
+}
+
+// Two processes' handlers, each with its own state cache, take turns on one
+// notification. A command that starts from a cached state the other process
+// has since moved past decides as if it had read the log: an append costs a
+// conflict and a reload, and a refusal is decided again on the log's state.
+func TestStaleCachedStateNeverDecides(t *testing.T) {
+	t.Parallel()
+	store := newCountingStore(t)
+	var clock atomic.Int64
+	clock.Store(testNow.UnixNano())
+	here, there := handlersOn(t, store, &clock), handlersOn(t, store, &clock)
+	ctx := t.Context()
+
+	sent, err := here.Send.Handle(ctx, commands.Send{Request: request("a@example.com")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, err := here.Attempts.Start(ctx, commands.StartAttempt{NotificationID: sent.ID, DeliveryID: firstDelivery(t, store, sent.ID), Lease: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The other process records the outcome: here still holds the state
+	// with the attempt in flight.
+	if _, err := there.Attempts.Record(ctx, commands.RecordOutcome{NotificationID: sent.ID, DeliveryID: started.Delivery.ID(),
+		Attempt: started.Attempt, Succeeded: true, ProviderMessageID: "m-1"}); err != nil {
+		t.Fatal(err)
+	}
+	// On the cached state the delivery is in flight and a resend would be
+	// refused; on the log's it succeeded and may be resent.
+	res, err := here.Resend.Handle(ctx, commands.Resend{ID: sent.ID, Reason: "lost"})
+	if err != nil {
+		t.Fatalf("resend after the other process recorded the success: %v", err)
+	}
+	if len(res.Deliveries) != 1 {
+		t.Errorf("resend created %d deliveries, want 1", len(res.Deliveries))
+	}
+
+	// There, the state is now behind (the resend was appended here). On it
+	// every delivery is final and a cancel has nothing to stop; on the
+	// log's state the resend is pending, and the cancel stops it.
+	if _, err := there.Cancel.Handle(ctx, commands.Cancel{ID: sent.ID, Reason: "done"}); err != nil {
+		t.Fatalf("cancel on a stale state: %v", err)
+	}
+	want := []string{domain.TypeNotificationRequested, domain.TypeDeliveryPlanned, domain.TypeDeliveryAttempted,
+		domain.TypeDeliverySucceeded, domain.TypeResendRequested, domain.TypeNotificationCancelled}
+	if got := streamTypes(t, store.Store, sent.ID); !slices.Equal(got, want) {
+		t.Errorf("stream %v, want %v", got, want)
+	}
+
+	// An append decided on a stale state conflicts and is decided again:
+	// here caches a new send, there cancels it, here's attempt is refused.
+	sent, err = here.Send.Handle(ctx, commands.Send{Request: request("b@example.com")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := there.Cancel.Handle(ctx, commands.Cancel{ID: sent.ID, Reason: "changed my mind"}); err != nil {
+		t.Fatal(err)
+	}
+	before := store.appends.Load()
+	_, err = here.Attempts.Start(ctx, commands.StartAttempt{NotificationID: sent.ID, DeliveryID: firstDelivery(t, store, sent.ID), Lease: time.Minute})
+	if !errors.Is(err, domain.ErrNotificationCancelled) {
+		t.Errorf("attempt on a notification the other process cancelled: %v, want ErrNotificationCancelled", err)
+	}
+	if n := store.appends.Load() - before; n != 1 {
+		t.Errorf("the attempt made %d appends, want 1 (refused by its expected version)", n)
+	}
+	want = []string{domain.TypeNotificationRequested, domain.TypeDeliveryPlanned, domain.TypeNotificationCancelled}
+	if got := streamTypes(t, store.Store, sent.ID); !slices.Equal(got, want) {
+		t.Errorf("stream %v, want %v", got, want)
+	}
+}
+
+func firstDelivery(t *testing.T, store eventstore.Store, id domain.NotificationID) domain.DeliveryID {
+	t.Helper()
+	recs, err := store.ReadStream(t.Context(), domain.NotificationStream(id), 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.Type == domain.TypeDeliveryPlanned {
+			ev, err := domain.UnmarshalEvent(r.Type, r.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ev.(domain.DeliveryPlanned).DeliveryID
+		}
+	}
+	t.Fatalf("no delivery planned for %s", id)
+	return ""
 }
