@@ -73,7 +73,7 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := newApp(config.Serve{}, events, handlers, tmpl, people, groupSvc, scheduleSvc, views, runner, hub, metrics.New(), time.Now, slog.New(slog.DiscardHandler))
+	a := newApp(config.Serve{}, events, handlers, tmpl, people, groupSvc, scheduleSvc, views, runner, hub, metrics.New(), "", time.Now, slog.New(slog.DiscardHandler))
 	srv := httpserver.New(slog.New(slog.DiscardHandler), nil)
 	a.mount(srv.Router())
 

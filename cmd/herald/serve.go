@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -248,7 +249,12 @@ func runRoles(ctx context.Context, roles role, args []string, stdout, stderr io.
 		}
 		start(hub.Run, false)
 		start(tmpl.Run, false) // the template list's index
-		newApp(cfg, events, handlers, tmpl, people, groupSvc, scheduleSvc, views, runner, hub, m, time.Now, log).mount(srv.Router())
+		// Browsers subscribe with the key the dispatcher signs with.
+		vapidPublic, _, err := vapidKeys(cfg.DataDir)
+		if err != nil {
+			return errors.Join(fmt.Errorf("webpush: %w", err), stopAll(), closeStores())
+		}
+		newApp(cfg, events, handlers, tmpl, people, groupSvc, scheduleSvc, views, runner, hub, m, vapidPublic, time.Now, log).mount(srv.Router())
 	} else {
 		srv.Router().Method("GET", "/metrics", m.Handler())
 	}
@@ -279,11 +285,13 @@ type app struct {
 	commands    http.Handler
 	reads       http.Handler
 	live        http.Handler
+	vapidKey    http.Handler
 	metrics     *metrics.Metrics
 }
 
 func newApp(cfg config.Serve, events eventstore.Store, handlers commands.Handlers, tmpl *templates.Service, people *recipients.Service,
-	groupSvc *groups.Service, scheduleSvc *schedules.Service, views viewEngine, runner *projections.Runner, hub *livefeed.Hub, m *metrics.Metrics, clock func() time.Time, log *slog.Logger) *app {
+	groupSvc *groups.Service, scheduleSvc *schedules.Service, views viewEngine, runner *projections.Runner, hub *livefeed.Hub, m *metrics.Metrics,
+	vapidPublic string, clock func() time.Time, log *slog.Logger) *app {
 	auth := httpserver.NewAuthenticator(cfg.APIKeys, httpserver.Deny)
 	cmds := commands.NewHTTP(handlers, commands.HTTPOptions{Actor: keyName})
 	isAdmin := func(r *http.Request) bool {
@@ -297,6 +305,7 @@ func newApp(cfg config.Serve, events eventstore.Store, handlers commands.Handler
 		templates:   templates.NewHTTP(tmpl, templates.Options{Actor: keyName}),
 		smsReceipts: smsReceipts(cfg.Delivery, handlers.RecordReceipt, auth.Require(config.ScopeSend)(ownRouting(cmds)), log),
 		live:        livefeed.Handler(hub),
+		vapidKey:    vapidPublicKey(vapidPublic),
 		auth:        auth,
 		commands:    cmds,
 		reads: readapi.NewHTTP(readapi.Views{
@@ -312,6 +321,21 @@ func newApp(cfg config.Serve, events eventstore.Store, handlers commands.Handler
 func keyName(r *http.Request) string {
 	k, _ := httpserver.KeyFrom(r.Context())
 	return k.Name
+}
+
+// vapidPublicKey answers GET /v1/webpush/vapid-public-key with
+// {"public_key": "<base64url>"}: the server's VAPID public key, the
+// applicationServerKey a page passes to PushManager.subscribe before it
+// hands the subscription to POST /v1/recipients/{id}/webpush-subscriptions.
+// A push service refuses pushes to a subscription made with another key.
+func vapidPublicKey(public string) http.Handler {
+	body, _ := json.Marshal(struct {
+		PublicKey string `json:"public_key"`
+	}{public})
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	})
 }
 
 // route is one endpoint of the public API with the scope it needs ("" for
@@ -353,6 +377,7 @@ func (a *app) routes() []route {
 		{"PUT", "/v1/recipients/{id}/preferences", send, a.recipients},
 		{"GET", "/v1/recipients/{id}/preferences", read, a.recipients},
 		{"POST", "/v1/recipients/{id}/webpush-subscriptions", send, a.recipients},
+		{"GET", "/v1/webpush/vapid-public-key", read, a.vapidKey},
 		{"GET", "/v1/unsubscribe", "", a.recipients},  // the link in a message: signed, no key
 		{"POST", "/v1/unsubscribe", "", a.recipients}, // the page's button and one-click unsubscribe
 		{"POST", "/v1/groups", send, a.groups},
