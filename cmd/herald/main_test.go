@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,13 +17,22 @@ import (
 )
 
 // TestMain lets the tests run this package's main as a real process: the
-// test binary re-executes itself with HERALD_TEST_RUN_MAIN=1.
+// test binary re-executes itself with HERALD_TEST_RUN_MAIN=1. Before any
+// test runs, it makes the process trust the local web push services
+// (trustPushServices).
 func TestMain(m *testing.M) {
 	if os.Getenv("HERALD_TEST_RUN_MAIN") == "1" {
 		main()
 		return
 	}
-	os.Exit(m.Run())
+	cleanup, err := trustPushServices()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "trust the local push services:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	cleanup()
+	os.Exit(code)
 }
 
 func get(t *testing.T, url string) (int, string) {
