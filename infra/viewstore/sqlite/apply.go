@@ -10,6 +10,7 @@ import (
 
 	"herald/domain"
 	"herald/infra/eventstore"
+	"herald/infra/statecache"
 	"herald/projections"
 )
 
@@ -28,6 +29,7 @@ type applier struct {
 	// shared is true when the projection's checkpoint is the page's start,
 	// so it may use and leave folds in batch.
 	shared bool
+	states *statecache.Cache[domain.NotificationID, domain.Notification]
 	writes []write
 	phys   map[string]string // logical statement → physical
 }
@@ -58,7 +60,7 @@ func (a *applier) physical(query string) string {
 
 // plan returns the writes that apply events to projection p (or its
 // shadow) holding checkpoint cur, reading its states through tx.
-func plan(ctx context.Context, tx *sql.Tx, p string, shadow bool, batch *projections.Batch, events []projections.Event, cur eventstore.Position) ([]write, error) {
+func plan(ctx context.Context, tx *sql.Tx, states *statecache.Cache[domain.NotificationID, domain.Notification], p string, shadow bool, batch *projections.Batch, events []projections.Event, cur eventstore.Position) ([]write, error) {
 	// Skip what this projection already has: a batch re-applied after a
 	// crash between the log read and the commit changes nothing.
 	for len(events) > 0 && events[0].Position <= cur {
@@ -75,7 +77,7 @@ func plan(ctx context.Context, tx *sql.Tx, p string, shadow bool, batch *project
 	} else {
 		changes = changesOf(projections.Streams(events))
 	}
-	a := &applier{ctx: ctx, tx: tx, n: tableNames(p, shadow), batch: batch, shared: shared}
+	a := &applier{ctx: ctx, tx: tx, n: tableNames(p, shadow), batch: batch, shared: shared, states: states}
 	if err := a.apply(p, changes); err != nil {
 		return nil, err
 	}
@@ -133,9 +135,12 @@ var loadChunks = []int{1, 8, 64, 256}
 // The state before comes, in this order of preference, from the fold
 // another projection computed for the same page from the same checkpoint
 // (a.shared); from nothing at all when the notification's first event in
-// the batch is its stream's first (no state can exist yet); or from the
-// projection's own snapshots, read with one query per chunk of ids instead
-// of one per notification.
+// the batch is its stream's first (no state can exist yet); from the
+// states the projections computed last (a.states), when one is of the
+// version just before that event — the fold of the stream up to there,
+// whichever projection computed it; or from the projection's own
+// snapshots, read with one query per chunk of ids instead of one per
+// notification.
 //
 // stateQuery selects (key, snapshot) from the projection's state table for
 // an IN list written as {in}.
@@ -149,7 +154,11 @@ func (a *applier) resolve(changes []change, stateQuery string) error {
 				continue
 			}
 		}
-		if c.steps[0].StreamVersion != 1 {
+		if first := c.steps[0].StreamVersion; first != 1 {
+			if n, ok := a.states.Get(c.id); ok && uint64(n.Version()) == first-1 {
+				c.before = n
+				continue
+			}
 			need = append(need, i)
 		}
 	}
@@ -161,6 +170,7 @@ func (a *applier) resolve(changes []change, stateQuery string) error {
 	for i := range changes {
 		c := &changes[i]
 		if c.fold != nil {
+			a.states.Put(c.id, c.after)
 			continue
 		}
 		n := c.before
@@ -168,6 +178,7 @@ func (a *applier) resolve(changes []change, stateQuery string) error {
 			n = domain.EvolveNotification(n, s.Event)
 		}
 		c.after = n
+		a.states.Put(c.id, c.after)
 		if a.shared {
 			c.fold = a.batch.ShareFold(c.id, c.before, c.after)
 		} else {

@@ -14,7 +14,9 @@ import (
 
 	_ "github.com/mattn/go-sqlite3" // cgo SQLite driver, as the event log uses
 
+	"herald/domain"
 	"herald/infra/eventstore"
+	"herald/infra/statecache"
 	"herald/projections"
 )
 
@@ -45,7 +47,16 @@ type Views struct {
 	writeDB     *sql.DB
 	readDB      *sql.DB
 	leasesReady atomic.Bool // the leases table exists (lease.go)
+	// states holds the notification states the projections computed last,
+	// so the next batch of a notification starts from its state without
+	// reading and decoding its snapshot (applier.resolve).
+	states *statecache.Cache[domain.NotificationID, domain.Notification]
 }
+
+// cachedStates bounds Views.states. A notification's events reach the
+// projections within seconds of each other (send, attempt, outcome), so a
+// recent window is what pays.
+const cachedStates = 1 << 15
 
 func dsn(path string, readOnly bool) string {
 	q := url.Values{}
@@ -85,7 +96,7 @@ func Open(ctx context.Context, path string, opts Options) (*Views, error) {
 	writeDB.SetMaxIdleConns(1)
 	writeDB.SetConnMaxLifetime(0)
 	writeDB.SetConnMaxIdleTime(0)
-	v := &Views{writeDB: writeDB}
+	v := &Views{writeDB: writeDB, states: statecache.New[domain.NotificationID, domain.Notification](cachedStates)}
 	if err := v.migrate(ctx); err != nil {
 		writeDB.Close()
 		return nil, fmt.Errorf("open view store: %w", err)
@@ -221,7 +232,7 @@ func (v *Views) ApplyBatch(ctx context.Context, projection string, batch *projec
 		// A small batch is planned here; a large one again if someone
 		// applied meanwhile (the Runner never does, it is the single
 		// writer, but another process sharing the file might).
-		if writes, err = plan(ctx, tx, p, shadow, batch, events, cur); err != nil {
+		if writes, err = plan(ctx, tx, v.states, p, shadow, batch, events, cur); err != nil {
 			return err
 		}
 	}
@@ -255,7 +266,7 @@ func (v *Views) planOnReadPool(ctx context.Context, projection, p string, shadow
 	if err != nil {
 		return 0, nil, err
 	}
-	writes, err := plan(ctx, tx, p, shadow, batch, events, cur)
+	writes, err := plan(ctx, tx, v.states, p, shadow, batch, events, cur)
 	return cur, writes, err
 }
 
