@@ -136,9 +136,9 @@ var loadChunks = []int{1, 8, 64, 256}
 // another projection computed for the same page from the same checkpoint
 // (a.shared); from nothing at all when the notification's first event in
 // the batch is its stream's first (no state can exist yet); from the
-// states the projections computed last (a.states), when one is of the
+// state the projection computed last (a.states), when it is of the
 // version just before that event — the fold of the stream up to there,
-// whichever projection computed it; or from the projection's own
+// committed or not; or from the projection's own
 // snapshots, read with one query per chunk of ids instead of one per
 // notification.
 //

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,16 +48,31 @@ type Views struct {
 	writeDB     *sql.DB
 	readDB      *sql.DB
 	leasesReady atomic.Bool // the leases table exists (lease.go)
-	// states holds the notification states the projections computed last,
-	// so the next batch of a notification starts from its state without
-	// reading and decoding its snapshot (applier.resolve).
-	states *statecache.Cache[domain.NotificationID, domain.Notification]
+	// states holds, per projection, the notification states it computed
+	// last, so the next batch of a notification starts from its state
+	// without reading and decoding its snapshot (applier.resolve). One
+	// cache per projection: they follow the log a batch or two apart, and
+	// a shared one would hold the leader's later versions.
+	statesMu sync.Mutex
+	states   map[string]*statecache.Cache[domain.NotificationID, domain.Notification]
 }
 
-// cachedStates bounds Views.states. A notification's events reach the
-// projections within seconds of each other (send, attempt, outcome), so a
-// recent window is what pays.
-const cachedStates = 1 << 15
+// cachedStates bounds each projection's cache of states. A notification's
+// events reach the projections within seconds of each other (send,
+// attempt, outcome), so a recent window is what pays.
+const cachedStates = 1 << 14
+
+// statesOf returns the state cache of projection (or its shadow).
+func (v *Views) statesOf(projection string) *statecache.Cache[domain.NotificationID, domain.Notification] {
+	v.statesMu.Lock()
+	defer v.statesMu.Unlock()
+	c, ok := v.states[projection]
+	if !ok {
+		c = statecache.New[domain.NotificationID, domain.Notification](cachedStates)
+		v.states[projection] = c
+	}
+	return c
+}
 
 func dsn(path string, readOnly bool) string {
 	q := url.Values{}
@@ -96,7 +112,7 @@ func Open(ctx context.Context, path string, opts Options) (*Views, error) {
 	writeDB.SetMaxIdleConns(1)
 	writeDB.SetConnMaxLifetime(0)
 	writeDB.SetConnMaxIdleTime(0)
-	v := &Views{writeDB: writeDB, states: statecache.New[domain.NotificationID, domain.Notification](cachedStates)}
+	v := &Views{writeDB: writeDB, states: map[string]*statecache.Cache[domain.NotificationID, domain.Notification]{}}
 	if err := v.migrate(ctx); err != nil {
 		writeDB.Close()
 		return nil, fmt.Errorf("open view store: %w", err)
@@ -232,7 +248,7 @@ func (v *Views) ApplyBatch(ctx context.Context, projection string, batch *projec
 		// A small batch is planned here; a large one again if someone
 		// applied meanwhile (the Runner never does, it is the single
 		// writer, but another process sharing the file might).
-		if writes, err = plan(ctx, tx, v.states, p, shadow, batch, events, cur); err != nil {
+		if writes, err = plan(ctx, tx, v.statesOf(projection), p, shadow, batch, events, cur); err != nil {
 			return err
 		}
 	}
@@ -266,7 +282,7 @@ func (v *Views) planOnReadPool(ctx context.Context, projection, p string, shadow
 	if err != nil {
 		return 0, nil, err
 	}
-	writes, err := plan(ctx, tx, v.states, p, shadow, batch, events, cur)
+	writes, err := plan(ctx, tx, v.statesOf(projection), p, shadow, batch, events, cur)
 	return cur, writes, err
 }
 
