@@ -203,7 +203,8 @@ func checkpointIn(ctx context.Context, tx *sql.Tx, name string) (eventstore.Posi
 }
 
 func setCheckpoint(ctx context.Context, tx *sql.Tx, name string, pos eventstore.Position) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO projection_checkpoints (name, position) VALUES (?, ?)
+	// Not cancellable, as runWrites: ctx was checked before.
+	_, err := tx.ExecContext(context.WithoutCancel(ctx), `INSERT INTO projection_checkpoints (name, position) VALUES (?, ?)
 		ON CONFLICT (name) DO UPDATE SET position = excluded.position`, name, uint64(pos))
 	return err
 }
