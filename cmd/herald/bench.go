@@ -149,16 +149,10 @@ func benchRead(ctx context.Context, path string) (benchmark.ReadFigures, error) 
 // benchAPI starts `serve` on an ephemeral loopback port with fresh data for
 // each run and drives it over HTTP with keep-alive connections.
 func benchAPI(ctx context.Context, dir string, runs int, d time.Duration, stdout, stderr io.Writer) error {
-	var sends []benchmark.SendFigures
+	var sends, intake []benchmark.SendFigures
 	var batches []benchmark.BatchFigures
 	for r := 0; r < runs; r++ {
-		args := []string{"--addr", "127.0.0.1:0", "--data", filepath.Join(dir, fmt.Sprintf("api-%d", r)),
-			"--log-level", "warn", "--api-key", "bench:" + benchKey + ":send+read+admin",
-			// The workload's webhook addresses are not reachable from
-			// here: the API cases measure intake (and the projections
-			// that follow it); e2e_webhook measures delivery.
-			"--deliver=false"}
-		base, stop, err := startInProcess(ctx, args, os.Stderr)
+		base, stop, err := startRoles(ctx, allRoles, benchAPIArgs(dir, "api", r), os.Stderr)
 		if err != nil {
 			return err
 		}
@@ -180,11 +174,48 @@ func benchAPI(ctx context.Context, dir string, runs int, d time.Duration, stdout
 			return err
 		}
 	}
-	sort.Slice(sends, func(i, j int) bool { return sends[i].RequestsPerSec < sends[j].RequestsPerSec })
+	// The same sends to a process that runs the api role alone, as a
+	// scaled-out deployment has it (herald api): intake without the
+	// projections, followers and dispatcher sharing its two cores.
+	for r := 0; r < runs; r++ {
+		base, stop, err := startRoles(ctx, roleAPI, benchAPIArgs(dir, "intake", r), os.Stderr)
+		if err != nil {
+			return err
+		}
+		f, err := benchmark.Send(ctx, base, benchKey, 64, d)
+		f.Role = "api"
+		if err == nil {
+			fmt.Fprintln(stderr, "run", r+1, f)
+			intake = append(intake, f)
+		}
+		if stopErr := stop(); err == nil {
+			err = stopErr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	bySendRate := func(fs []benchmark.SendFigures) {
+		sort.Slice(fs, func(i, j int) bool { return fs[i].RequestsPerSec < fs[j].RequestsPerSec })
+	}
+	bySendRate(sends)
+	bySendRate(intake)
 	sort.Slice(batches, func(i, j int) bool { return batches[i].NotificationsPerSec < batches[j].NotificationsPerSec })
 	fmt.Fprintln(stdout, sends[len(sends)/2])
 	fmt.Fprintln(stdout, batches[len(batches)/2])
+	fmt.Fprintln(stdout, intake[len(intake)/2])
 	return nil
+}
+
+// benchAPIArgs are the server flags of one API benchmark run, with fresh
+// data in dir.
+func benchAPIArgs(dir, name string, run int) []string {
+	return []string{"--addr", "127.0.0.1:0", "--data", filepath.Join(dir, fmt.Sprintf("%s-%d", name, run)),
+		"--log-level", "warn", "--api-key", "bench:" + benchKey + ":send+read+admin",
+		// The workload's webhook addresses are not reachable from
+		// here: the API cases measure intake (and the projections
+		// that follow it); e2e_webhook measures delivery.
+		"--deliver=false"}
 }
 
 const benchKey = "bench-secret-0123456789"
@@ -193,10 +224,17 @@ const benchKey = "bench-secret-0123456789"
 // stop is called (stop returns serve's error); it returns once the server
 // listens, with its base URL. The API benchmarks and the tests use it.
 func startInProcess(ctx context.Context, args []string, stderr io.Writer) (string, func() error, error) {
+	return startRoles(ctx, allRoles, args, stderr)
+}
+
+// startRoles is startInProcess for the given roles only.
+func startRoles(ctx context.Context, roles role, args []string, stderr io.Writer) (string, func() error, error) {
 	sctx, cancel := context.WithCancel(ctx)
 	started := make(chan net.Addr, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(sctx, args, io.Discard, stderr, func(string) string { return "" }, started) }()
+	go func() {
+		done <- runRoles(sctx, roles, args, io.Discard, stderr, func(string) string { return "" }, started)
+	}()
 	select {
 	case a := <-started:
 		return "http://" + a.String(), func() error { cancel(); return <-done }, nil

@@ -16,6 +16,9 @@ import (
 
 // SendFigures are the results of the api_send workload.
 type SendFigures struct {
+	// Role names the server's roles when it runs fewer than all of them
+	// ("api": intake alone); empty for a whole server.
+	Role           string
 	Concurrency    int
 	Requests       int
 	RequestsPerSec float64
@@ -23,8 +26,12 @@ type SendFigures struct {
 }
 
 func (f SendFigures) String() string {
-	return fmt.Sprintf("bench api_send concurrency=%d requests_per_sec=%.0f p50_ms=%.2f p99_ms=%.2f",
-		f.Concurrency, f.RequestsPerSec, ms(f.P50), ms(f.P99))
+	role := ""
+	if f.Role != "" {
+		role = " role=" + f.Role
+	}
+	return fmt.Sprintf("bench api_send%s concurrency=%d requests_per_sec=%.0f p50_ms=%.2f p99_ms=%.2f",
+		role, f.Concurrency, f.RequestsPerSec, ms(f.P50), ms(f.P99))
 }
 
 // BatchFigures are the results of the api_batch workload.
