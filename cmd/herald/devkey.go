@@ -1,13 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -19,7 +17,9 @@ import (
 const devKeyFile = "dev-api-key"
 
 // developmentKey returns the key to use when none was configured: read from
-// the data folder, or created there on first start. It is only offered on a
+// the data folder, or created there (mode 0600) on first start; created
+// says whether this call wrote it. Processes starting together on a fresh
+// folder all return the one key the file holds. It is only offered on a
 // loopback address; a server reachable from elsewhere must be given keys.
 func developmentKey(cfg config.Serve) (config.APIKey, string, bool, error) {
 	host, _, err := net.SplitHostPort(cfg.Addr)
@@ -30,24 +30,21 @@ func developmentKey(cfg config.Serve) (config.APIKey, string, bool, error) {
 		return config.APIKey{}, "", false, fmt.Errorf("no API keys configured and %s is not a loopback address: give --api-key or HERALD_API_KEYS", cfg.Addr)
 	}
 	path := filepath.Join(cfg.DataDir, devKeyFile)
-	created := false
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	// Processes starting together on a fresh folder must serve the one key
+	// the file ends up holding: createOnce lets one of them write it.
+	var mine []byte
+	b, err := createOnce(path, func() ([]byte, error) {
 		var raw [24]byte
 		if _, err := rand.Read(raw[:]); err != nil {
-			return config.APIKey{}, "", false, err
+			return nil, err
 		}
-		b = []byte("hrld_dev_" + hex.EncodeToString(raw[:]))
-		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-			return config.APIKey{}, "", false, err
-		}
-		if err := os.WriteFile(path, b, 0o600); err != nil {
-			return config.APIKey{}, "", false, err
-		}
-		created = true
-	} else if err != nil {
+		mine = []byte("hrld_dev_" + hex.EncodeToString(raw[:]))
+		return mine, nil
+	})
+	if err != nil {
 		return config.APIKey{}, "", false, err
 	}
+	created := mine != nil && bytes.Equal(b, mine)
 	secret := strings.TrimSpace(string(b))
 	k, err := config.ParseAPIKey("dev:" + secret + ":send+read+admin")
 	if err != nil {
