@@ -29,8 +29,10 @@
 // holds the message for the browser until TTL lapses. Otherwise it returns a
 // *channel.Failure: Expired when every subscription is gone; retryable,
 // Throttled and with RetryAfter for 429; retryable for 5xx, 408, timeouts and
-// connection errors; permanent for other 4xx, an endpoint the SSRF guard
-// refuses, an invalid subscription, or no subscription at all. Failure
+// connection errors; permanent for other 4xx, a push service certificate
+// that does not verify (the reason names the problem, x509's words), an
+// endpoint the SSRF guard refuses, an invalid subscription, or no
+// subscription at all. Failure
 // reasons name a push service by its origin only: an endpoint's path is a
 // capability to push to that browser.
 //

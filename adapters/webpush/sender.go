@@ -3,6 +3,8 @@ package webpush
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -79,7 +81,8 @@ const maxParallelPushes = 4
 // duplicate the notification on the browsers that have it. Otherwise it
 // returns a *channel.Failure: permanent and Expired when every subscription
 // is gone (404/410), retryable when any push service failed transiently
-// (429, 5xx, timeout, connection error), permanent otherwise. OnExpired has
+// (429, 5xx, timeout, connection error), permanent otherwise (a push
+// service certificate that does not verify among them). OnExpired has
 // been called for every gone subscription by the time Send returns.
 func (s *Sender) Send(ctx context.Context, m channel.Message) (channel.Result, error) {
 	recipient := m.Address
@@ -247,14 +250,26 @@ func (s *Sender) push(ctx context.Context, sub Subscription, body []byte, h http
 // transportFailure classifies an error of http.Client.Do. The *url.Error it
 // returns quotes the endpoint, whose path is a capability; it is replaced by
 // the origin.
+//
+// A push service certificate that does not verify (unknown authority,
+// expired, issued for another name) fails the delivery for good, with the
+// certificate problem as the reason: browsers' push services (FCM, Mozilla,
+// Apple, WNS) serve publicly trusted certificates, so a failed verification
+// means a broken trust store, an intercepting proxy or an impostor, none of
+// which a retry schedule outlasts, and retrying would only bury the cause
+// under "unreachable". Once the operator has mended it, the notification
+// can be resent. Other TLS failures (a handshake cut short, a reset) and
+// connection errors stay retryable.
 func transportFailure(origin string, err error) *channel.Failure {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = &url.Error{Op: ue.Op, URL: origin, Err: ue.Err}
 	}
-	switch {
+	switch cert := certificateProblem(err); {
 	case errors.Is(err, channel.ErrAddressRefused):
 		return channel.Permanent("webpush: endpoint "+origin+" refused by the outbound guard", err)
+	case cert != nil:
+		return channel.Permanent("webpush: TLS certificate of push service "+origin+" does not verify: "+cert.Error(), err)
 	case errors.Is(err, context.Canceled):
 		return channel.Retryable("webpush: push to "+origin+" cancelled", err)
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
@@ -262,6 +277,31 @@ func transportFailure(origin string, err error) *channel.Failure {
 	default:
 		return channel.Retryable("webpush: push service "+origin+" unreachable", err)
 	}
+}
+
+// certificateProblem returns the certificate verification error within
+// err (x509's own, which names the problem), or nil when there is none.
+func certificateProblem(err error) error {
+	var (
+		verify    *tls.CertificateVerificationError
+		authority x509.UnknownAuthorityError
+		invalid   x509.CertificateInvalidError
+		hostname  x509.HostnameError
+	)
+	switch {
+	case errors.As(err, &verify):
+		if verify.Err != nil {
+			return verify.Err
+		}
+		return verify
+	case errors.As(err, &authority):
+		return authority
+	case errors.As(err, &invalid):
+		return invalid
+	case errors.As(err, &hostname):
+		return hostname
+	}
+	return nil
 }
 
 func isTimeout(err error) bool {

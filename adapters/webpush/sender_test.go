@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -460,5 +461,94 @@ func TestSendMessageNearTheSizeLimit(t *testing.T) {
 	}
 	if r.Payload.Body != m.Body {
 		t.Fatalf("decrypted body of %d bytes, want %d", len(r.Payload.Body), len(m.Body))
+	}
+}
+
+// A push service whose certificate does not verify fails the delivery for
+// good, with a reason naming the certificate problem: no retry schedule
+// makes an untrusted or misnamed certificate valid, and "unreachable" would
+// send an operator looking at the network. Connection errors stay
+// retryable.
+func TestSendClassifiesTransportFailures(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name          string
+		tls           func(f *fixture) *tls.Config
+		closed        bool // the endpoint's port has nothing listening
+		wantRetryable bool
+		wantReason    []string
+		wantCause     func(error) bool
+	}{
+		{
+			name:       "certificate of an unknown authority",
+			tls:        func(*fixture) *tls.Config { return &tls.Config{RootCAs: x509.NewCertPool()} },
+			wantReason: []string{"TLS certificate", "x509: certificate signed by unknown authority"},
+			wantCause: func(err error) bool {
+				var e x509.UnknownAuthorityError
+				return errors.As(err, &e)
+			},
+		},
+		{
+			name: "certificate for another host",
+			tls: func(f *fixture) *tls.Config {
+				roots := x509.NewCertPool()
+				roots.AddCert(f.ps.Certificate())
+				return &tls.Config{RootCAs: roots, ServerName: "push.herald.example"}
+			},
+			wantReason: []string{"TLS certificate", "not push.herald.example"},
+			wantCause: func(err error) bool {
+				var e x509.HostnameError
+				return errors.As(err, &e)
+			},
+		},
+		{
+			name:          "connection refused",
+			closed:        true,
+			wantRetryable: true,
+			wantReason:    []string{"unreachable"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			const path = "/push/secret-capability"
+			sub := f.ps.Subscribe(path, webpushtest.Answer{})
+			origin := f.ps.URL
+			if tc.closed {
+				l, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				origin = "https://" + l.Addr().String()
+				l.Close()
+				sub.Endpoint = origin + path
+			}
+			if err := f.subs.Add("user-42", sub); err != nil {
+				t.Fatal(err)
+			}
+			s := f.sender(t, func(c *webpush.Config) {
+				if tc.tls != nil {
+					c.HTTPClient.Transport.(*http.Transport).TLSClientConfig = tc.tls(f)
+				}
+			})
+
+			_, err := s.Send(t.Context(), message("user-42"))
+			fl := f.failure(t, err, path)
+			if fl.Retryable != tc.wantRetryable || fl.Expired {
+				t.Fatalf("failure %+v, want retryable=%v, not expired", fl, tc.wantRetryable)
+			}
+			for _, w := range append(tc.wantReason, origin) {
+				if !strings.Contains(fl.Reason, w) {
+					t.Errorf("reason %q does not say %q", fl.Reason, w)
+				}
+			}
+			if tc.wantCause != nil && !tc.wantCause(err) {
+				t.Errorf("error %v does not wrap the certificate error", err)
+			}
+			if n := len(f.ps.Requests()); n != 0 {
+				t.Errorf("push service got %d requests", n)
+			}
+		})
 	}
 }
