@@ -2,7 +2,7 @@ package commands
 
 import (
 	"herald/domain"
-	"herald/infra/statecache"
+	"herald/infra/eventstore"
 )
 
 // stateCacheSize bounds the notifications whose state the handlers keep
@@ -18,11 +18,11 @@ const stateCacheSize = 1 << 16
 // read from it or appended to it are stored. The methods of a nil
 // *stateCache do nothing.
 type stateCache struct {
-	c *statecache.Cache[domain.NotificationID, domain.Notification]
+	c *eventstore.StateCache[domain.NotificationID, domain.Notification]
 }
 
 func newStateCache() *stateCache {
-	return &stateCache{c: statecache.New[domain.NotificationID, domain.Notification](stateCacheSize)}
+	return &stateCache{c: eventstore.NewStateCache[domain.NotificationID, domain.Notification](stateCacheSize)}
 }
 
 // get returns the cached state of id, or the zero Notification.
@@ -30,7 +30,7 @@ func (c *stateCache) get(id domain.NotificationID) domain.Notification {
 	if c == nil {
 		return domain.Notification{}
 	}
-	n, _ := c.c.Get(id)
+	n, _, _ := c.c.Get(id)
 	return n
 }
 
@@ -39,5 +39,5 @@ func (c *stateCache) put(n domain.Notification) {
 	if c == nil || !n.Exists() {
 		return
 	}
-	c.c.Put(n.ID(), n)
+	c.c.Put(n.ID(), n, uint64(n.Version()))
 }

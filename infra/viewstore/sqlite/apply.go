@@ -10,7 +10,6 @@ import (
 
 	"herald/domain"
 	"herald/infra/eventstore"
-	"herald/infra/statecache"
 	"herald/projections"
 )
 
@@ -29,7 +28,7 @@ type applier struct {
 	// shared is true when the projection's checkpoint is the page's start,
 	// so it may use and leave folds in batch.
 	shared bool
-	states *statecache.Cache[domain.NotificationID, domain.Notification]
+	states *eventstore.StateCache[domain.NotificationID, domain.Notification]
 	writes []write
 	phys   map[string]string // logical statement → physical
 }
@@ -60,7 +59,7 @@ func (a *applier) physical(query string) string {
 
 // plan returns the writes that apply events to projection p (or its
 // shadow) holding checkpoint cur, reading its states through tx.
-func plan(ctx context.Context, tx *sql.Tx, states *statecache.Cache[domain.NotificationID, domain.Notification], p string, shadow bool, batch *projections.Batch, events []projections.Event, cur eventstore.Position) ([]write, error) {
+func plan(ctx context.Context, tx *sql.Tx, states *eventstore.StateCache[domain.NotificationID, domain.Notification], p string, shadow bool, batch *projections.Batch, events []projections.Event, cur eventstore.Position) ([]write, error) {
 	// Skip what this projection already has: a batch re-applied after a
 	// crash between the log read and the commit changes nothing.
 	for len(events) > 0 && events[0].Position <= cur {
@@ -147,9 +146,11 @@ var loadChunks = []int{1, 8, 64, 256}
 // another projection computed for the same page from the same checkpoint
 // (a.shared); from nothing at all when the notification's first event in
 // the batch is its stream's first (no state can exist yet); from the
-// state the projection computed last (a.states), when it is of the
-// version just before that event — the fold of the stream up to there,
-// committed or not; or from the projection's own
+// state the projection computed last (a.states), when it was folded up to
+// the stream version just before that event — the fold of the stream up to
+// there, committed or not (a stream version, not the state's own count of
+// the events it applied, which skips events that do not decode); or from
+// the projection's own
 // snapshots, read with one query per chunk of ids instead of one per
 // notification.
 //
@@ -166,7 +167,7 @@ func (a *applier) resolve(changes []change, stateQuery string) error {
 			}
 		}
 		if first := c.steps[0].StreamVersion; first != 1 {
-			if n, ok := a.states.Get(c.id); ok && uint64(n.Version()) == first-1 {
+			if n, v, ok := a.states.Get(c.id); ok && v == first-1 {
 				c.before = n
 				continue
 			}
@@ -180,8 +181,9 @@ func (a *applier) resolve(changes []change, stateQuery string) error {
 	}
 	for i := range changes {
 		c := &changes[i]
+		last := c.steps[len(c.steps)-1].StreamVersion
 		if c.fold != nil {
-			a.states.Put(c.id, c.after)
+			a.states.Put(c.id, c.after, last)
 			continue
 		}
 		n := c.before
@@ -189,7 +191,7 @@ func (a *applier) resolve(changes []change, stateQuery string) error {
 			n = domain.EvolveNotification(n, s.Event)
 		}
 		c.after = n
-		a.states.Put(c.id, c.after)
+		a.states.Put(c.id, c.after, last)
 		if a.shared {
 			c.fold = a.batch.ShareFold(c.id, c.before, c.after)
 		} else {

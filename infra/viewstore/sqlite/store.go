@@ -17,7 +17,6 @@ import (
 
 	"herald/domain"
 	"herald/infra/eventstore"
-	"herald/infra/statecache"
 	"herald/projections"
 )
 
@@ -48,13 +47,14 @@ type Views struct {
 	writeDB     *sql.DB
 	readDB      *sql.DB
 	leasesReady atomic.Bool // the leases table exists (lease.go)
-	// states holds, per projection, the notification states it computed
-	// last, so the next batch of a notification starts from its state
+	// states holds, per projection (and per shadow), the notification
+	// states it computed last with the stream version each was folded up
+	// to, so the next batch of a notification starts from its state
 	// without reading and decoding its snapshot (applier.resolve). One
 	// cache per projection: they follow the log a batch or two apart, and
 	// a shared one would hold the leader's later versions.
 	statesMu sync.Mutex
-	states   map[string]*statecache.Cache[domain.NotificationID, domain.Notification]
+	states   map[string]*eventstore.StateCache[domain.NotificationID, domain.Notification]
 }
 
 // cachedStates bounds each projection's cache of states. A notification's
@@ -63,15 +63,23 @@ type Views struct {
 const cachedStates = 1 << 14
 
 // statesOf returns the state cache of projection (or its shadow).
-func (v *Views) statesOf(projection string) *statecache.Cache[domain.NotificationID, domain.Notification] {
+func (v *Views) statesOf(projection string) *eventstore.StateCache[domain.NotificationID, domain.Notification] {
 	v.statesMu.Lock()
 	defer v.statesMu.Unlock()
 	c, ok := v.states[projection]
 	if !ok {
-		c = statecache.New[domain.NotificationID, domain.Notification](cachedStates)
+		c = eventstore.NewStateCache[domain.NotificationID, domain.Notification](cachedStates)
 		v.states[projection] = c
 	}
 	return c
+}
+
+// dropStates forgets the state cache of projection (a shadow swapped in:
+// its states are still right, but the live projection has its own).
+func (v *Views) dropStates(projection string) {
+	v.statesMu.Lock()
+	delete(v.states, projection)
+	v.statesMu.Unlock()
 }
 
 func dsn(path string, readOnly bool) string {
@@ -112,7 +120,7 @@ func Open(ctx context.Context, path string, opts Options) (*Views, error) {
 	writeDB.SetMaxIdleConns(1)
 	writeDB.SetConnMaxLifetime(0)
 	writeDB.SetConnMaxIdleTime(0)
-	v := &Views{writeDB: writeDB, states: map[string]*statecache.Cache[domain.NotificationID, domain.Notification]{}}
+	v := &Views{writeDB: writeDB, states: map[string]*eventstore.StateCache[domain.NotificationID, domain.Notification]{}}
 	if err := v.migrate(ctx); err != nil {
 		writeDB.Close()
 		return nil, fmt.Errorf("open view store: %w", err)
@@ -361,5 +369,6 @@ func (v *Views) CompleteRebuild(ctx context.Context, projection string) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("complete rebuild %s: %w", p, err)
 	}
+	v.dropStates(projections.Shadow(p))
 	return nil
 }

@@ -143,6 +143,22 @@ func (r *Recorder) Record(id domain.NotificationID, e domain.Event) eventstore.R
 	}
 }
 
+// RecordUnknown returns, as the next recorded event of notification id, an
+// event of a type this domain does not know (one a newer version would
+// write): projections skip it, but it takes a stream version.
+func (r *Recorder) RecordUnknown(id domain.NotificationID, eventType string) eventstore.RecordedEvent {
+	if r.versions == nil {
+		r.versions = map[string]uint64{}
+	}
+	stream := domain.NotificationStream(id)
+	r.pos++
+	r.versions[stream]++
+	return eventstore.RecordedEvent{
+		ID: uuid.Must(uuid.NewV7()).String(), Type: eventType, Stream: stream, Version: r.versions[stream], Position: r.pos,
+		RecordedAt: Base, SchemaVersion: domain.EventSchemaVersion, Data: []byte(`{"schema_version":1}`),
+	}
+}
+
 // RecordAll records the streams one after the other.
 func (r *Recorder) RecordAll(streams ...Stream) []eventstore.RecordedEvent {
 	var out []eventstore.RecordedEvent

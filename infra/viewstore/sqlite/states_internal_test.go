@@ -1,0 +1,72 @@
+package sqlite
+
+import (
+	"context"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"herald/domain"
+	"herald/infra/eventstore"
+	"herald/infra/viewstore/viewstoretest"
+	"herald/projections"
+)
+
+// A batch planned but never committed (the write transaction failed) leaves
+// its states in the projections' caches; applying the batch again must not
+// start from them. The stream holds an event this domain does not decode,
+// so a state's own count of applied events is one short of the stream
+// version: only the stream version tells the cached state (after the batch)
+// from the one the projection holds (before it).
+func TestStatesOfAnUncommittedPlanAreNotReused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	open := func() *Views {
+		v, err := Open(ctx, filepath.Join(t.TempDir(), "views.db"), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { v.Close() })
+		return v
+	}
+	s := viewstoretest.SimpleStream("n-retry", "user-1", domain.ChannelEmail, domain.PriorityNormal, viewstoretest.Base)
+	var rec viewstoretest.Recorder
+	before := []eventstore.RecordedEvent{rec.Record(s.ID, s.Events[0]), rec.Record(s.ID, s.Events[1])}
+	batch := []eventstore.RecordedEvent{rec.RecordUnknown(s.ID, "delivery_frobnicated"), rec.Record(s.ID, s.Events[2])}
+
+	v := open()
+	viewstoretest.ApplyAll(t, v, before)
+	for _, p := range projections.Names() {
+		// Plan the batch and throw the writes away, as a failed
+		// transaction would. (Each on a page of its own: a page shares
+		// the states it folded with the next projection applying it.)
+		page := projections.NewLogPage(before[len(before)-1].Position, batch)
+		tx, err := v.readDB.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur, err := checkpointIn(ctx, tx, p)
+		if err == nil {
+			_, err = plan(ctx, tx, v.statesOf(p), p, false, page, page.Decoded(), cur)
+		}
+		tx.Rollback()
+		if err != nil {
+			t.Fatal(err)
+		}
+		again := projections.NewLogPage(before[len(before)-1].Position, batch)
+		if err := v.ApplyBatch(ctx, p, again, batch[len(batch)-1].Position); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	once := open()
+	viewstoretest.ApplyAll(t, once, append(append([]eventstore.RecordedEvent(nil), before...), batch...))
+	ids, recipients := []domain.NotificationID{s.ID}, []string{"user-1"}
+	got, want := viewstoretest.Capture(t, v, ids, recipients), viewstoretest.Capture(t, once, ids, recipients)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("applied again after an uncommitted plan:\n%+v\nwant, as applied once:\n%+v", got, want)
+	}
+	if d := got.Details[s.ID]; len(d.Deliveries) != 1 || d.Deliveries[0].Attempts != 1 {
+		t.Errorf("delivery after its attempt: %+v, want one attempt", d.Deliveries)
+	}
+}
