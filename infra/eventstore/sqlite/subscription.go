@@ -20,7 +20,7 @@ func (s *Store) Subscribe(ctx context.Context, after eventstore.Position) (event
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	sub := &subscription{s: s, last: after, done: make(chan struct{}), polled: time.Now()}
+	sub := &subscription{s: s, last: after, done: make(chan struct{})}
 	s.subscribers.Add(1)
 	sub.stop = context.AfterFunc(ctx, sub.end)
 	return sub, nil
@@ -31,7 +31,7 @@ type subscription struct {
 	last eventstore.Position
 	stop func() bool
 	// polled is when the subscription last asked SQLite rather than the
-	// tail whether there was more.
+	// tail whether there was more (zero: never, so its first read does).
 	polled time.Time
 
 	closeOnce sync.Once

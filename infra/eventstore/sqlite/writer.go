@@ -128,9 +128,13 @@ func (w *writer) start(closing <-chan struct{}, ended chan<- struct{}) error {
 		for r := range w.release {
 			if r.committed {
 				// The tail is for followers: with none, it is not kept
-				// (when one comes, it starts again from the next commit).
+				// but emptied (when one comes, it starts again from the
+				// next commit; a tail left behind would tell it that it
+				// had everything this store wrote).
 				if w.s.tail.max > 0 && w.s.subscribers.Load() > 0 {
 					w.s.tail.add(tailEvents(r.live, r.at))
+				} else {
+					w.s.tail.reset()
 				}
 			}
 			for _, p := range r.live {
