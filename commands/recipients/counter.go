@@ -65,7 +65,8 @@ type SendCounter struct {
 	prunedAt  time.Time
 	undecoded int
 
-	// following is true while Run follows the log live.
+	// following is true while Run follows the log, once it has read it up
+	// to where it stood when Run began.
 	following atomic.Bool
 	// watchers are told the id of every recipient whose stream an event
 	// it applies belongs to (the Planner drops its cached profile).
@@ -146,14 +147,20 @@ func (c *SendCounter) Undecoded() int {
 // (then it returns nil) or reading fails. Run it once, in its own
 // goroutine.
 func (c *SendCounter) Run(ctx context.Context) error {
+	head, err := c.store.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("send counter: head: %w", err)
+	}
 	sub, err := c.store.Subscribe(ctx, c.Position())
 	if err != nil {
 		return fmt.Errorf("send counter: subscribe: %w", err)
 	}
 	defer sub.Close()
-	c.following.Store(true)
 	defer c.following.Store(false)
 	for {
+		if !c.following.Load() && c.Position() >= head {
+			c.following.Store(true)
+		}
 		recs, err := sub.Next(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -164,6 +171,11 @@ func (c *SendCounter) Run(ctx context.Context) error {
 		c.apply(recs)
 	}
 }
+
+// Following reports whether Run follows the log, having read it up to
+// where it stood when Run began: from then on every change is seen within
+// the subscription's delay.
+func (c *SendCounter) Following() bool { return c.following.Load() }
 
 // CatchUp applies everything committed up to the log's head at the time
 // of the call. A caller that needs the count to include its own earlier

@@ -19,13 +19,15 @@ import (
 // every time (the read was a seventh of the API's CPU under load, and most
 // recipients have no profile at all). A change made through this process's
 // Service empties the cache at once. A change made by another process is
-// seen by the counter, which follows the log: while it runs, it drops that
-// recipient's entry as soon as it reads the change (within its lag, about
-// the log's poll interval), and entries live up to followedProfileTTL.
-// Without a running counter, entries live profileTTL.
+// seen by the counter, which follows the log: it drops that recipient's
+// entry as soon as it reads the change (within the subscription's delay,
+// about the log's poll interval). An entry read while the counter was
+// following (SendCounter.Following: it had caught up with the log) lives
+// up to followedProfileTTL while it still follows; any other, profileTTL.
 type Planner struct {
 	svc     *Service
 	counter *SendCounter
+	now     func() time.Time
 
 	mu     sync.Mutex
 	seen   int64 // svc.writes when the cache was last valid
@@ -36,8 +38,9 @@ type Planner struct {
 }
 
 type cachedProfile struct {
-	p  domain.RecipientProfile
-	at time.Time
+	p        domain.RecipientProfile
+	at       time.Time
+	followed bool // read while the counter was following the log
 }
 
 // profileTTL bounds how stale a profile another process changed may be
@@ -53,7 +56,7 @@ const maxCachedProfiles = 1 << 16
 
 // NewPlanner returns a Planner over svc and counter.
 func NewPlanner(svc *Service, counter *SendCounter) *Planner {
-	p := &Planner{svc: svc, counter: counter, cached: map[string]cachedProfile{}}
+	p := &Planner{svc: svc, counter: counter, now: time.Now, cached: map[string]cachedProfile{}}
 	if counter != nil {
 		counter.watchRecipients(p.forget)
 	}
@@ -68,10 +71,13 @@ func (p *Planner) forget(id string) {
 	p.mu.Unlock()
 }
 
-// fresh reports whether an entry cached at at may still be used at now.
+// following reports whether the counter follows the log.
+func (p *Planner) following() bool { return p.counter != nil && p.counter.Following() }
+
+// fresh reports whether entry c may still be used at now.
 func (p *Planner) fresh(c cachedProfile, now time.Time) bool {
 	ttl := profileTTL
-	if p.counter != nil && p.counter.following.Load() {
+	if c.followed && p.following() {
 		ttl = followedProfileTTL
 	}
 	age := now.Sub(c.at)
@@ -87,14 +93,14 @@ func (p *Planner) profile(ctx context.Context, id string, now time.Time) (domain
 	if ok && p.fresh(c, now) {
 		return c.p, nil
 	}
-	before := p.svc.writes.Load()
+	before, followed := p.svc.writes.Load(), p.following()
 	prof, _, err := p.svc.Profile(ctx, id)
 	if err != nil {
 		return domain.RecipientProfile{}, err
 	}
 	p.mu.Lock()
 	if p.svc.writes.Load() == before && p.dropped == dropped {
-		p.cached[id] = cachedProfile{p: prof, at: now}
+		p.cached[id] = cachedProfile{p: prof, at: now, followed: followed}
 	}
 	p.mu.Unlock()
 	return prof, nil
@@ -106,7 +112,7 @@ func (p *Planner) profile(ctx context.Context, id string, now time.Time) (domain
 // thousand members, most without a profile) reads only the streams that
 // exist. Recipients it cannot look up are left to Plan.
 func (p *Planner) Prefetch(ctx context.Context, reqs []domain.NotificationRequest, now time.Time) error {
-	at := time.Now()
+	at := p.now()
 	p.mu.Lock()
 	p.freshenLocked(len(reqs))
 	var streams []string
@@ -130,7 +136,7 @@ func (p *Planner) Prefetch(ctx context.Context, reqs []domain.NotificationReques
 	if len(streams) == 0 {
 		return nil
 	}
-	before := p.svc.writes.Load()
+	before, followed := p.svc.writes.Load(), p.following()
 	versions, err := eventstore.StreamVersions(ctx, p.svc.x.store, streams)
 	if err != nil {
 		return fmt.Errorf("prefetch recipient profiles: %w", err)
@@ -142,7 +148,7 @@ func (p *Planner) Prefetch(ctx context.Context, reqs []domain.NotificationReques
 	}
 	for stream, id := range ids {
 		if _, exists := versions[stream]; !exists {
-			p.cached[id] = cachedProfile{at: at}
+			p.cached[id] = cachedProfile{at: at, followed: followed}
 		}
 	}
 	return nil
@@ -164,7 +170,7 @@ func (p *Planner) Plan(ctx context.Context, req domain.NotificationRequest, now 
 	var sent func(category string, since time.Time) int
 	if id := req.Recipient.ID; id != "" {
 		var err error
-		if profile, err = p.profile(ctx, id, time.Now()); err != nil {
+		if profile, err = p.profile(ctx, id, p.now()); err != nil {
 			return domain.PlanDecision{}, fmt.Errorf("recipient %s: %w", id, err)
 		}
 		if p.counter != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -85,21 +86,24 @@ func TestPrefetchReadsOnlyTheProfilesThatExist(t *testing.T) {
 
 // A profile changed by another process (here: a handler that is not the
 // planner's Service, so the planner's own-write signal stays quiet) is
-// planned with once the counter has read the change from the log, without
-// waiting for the cache's time limit; until then the cached profile is used
-// without a read.
-func TestPlannerDropsProfilesTheCounterSeesChange(t *testing.T) {
+// planned with once the counter following the log has read the change,
+// however young the cached profile; while the counter follows, a profile
+// nobody changes is kept past the one-second limit that applies without
+// it.
+func TestPlannerCacheFollowsTheLog(t *testing.T) {
 	t.Parallel()
 	var counting *countingStore
 	e := newEnv(t, func(d *recipients.Deps) {
 		counting = &countingStore{Store: d.Store}
 		d.Store = counting
 	})
-	counter, err := recipients.NewSendCounter(e.store, recipients.SendCounterOptions{})
-	if err != nil {
-		t.Fatal(err)
+	var clock atomic.Int64 // nanoseconds after t0
+	now := func() time.Time { return t0.Add(time.Duration(clock.Load())) }
+	newPlanner := func(counter *recipients.SendCounter) *recipients.Planner {
+		p := recipients.NewPlanner(e.svc, counter)
+		recipients.SetPlannerClock(p, now)
+		return p
 	}
-	p := recipients.NewPlanner(e.svc, counter)
 	other, err := recipients.NewSetProfileHandler(recipients.Deps{
 		Store: e.store, Clock: e.clock.now, NewID: func() string { return uuid.Must(uuid.NewV7()).String() },
 		UnsubscribeSecret: secret, PublicURL: "https://herald.example.com/",
@@ -108,7 +112,7 @@ func TestPlannerDropsProfilesTheCounterSeesChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	req := domain.NotificationRequest{Recipient: domain.Recipient{ID: "user-7"}, Channels: []domain.Channel{domain.ChannelEmail}}
-	plan := func() domain.PlanDecision {
+	plan := func(p *recipients.Planner) domain.PlanDecision {
 		t.Helper()
 		d, err := p.Plan(t.Context(), req, t0)
 		if err != nil {
@@ -116,28 +120,68 @@ func TestPlannerDropsProfilesTheCounterSeesChange(t *testing.T) {
 		}
 		return d
 	}
+	reads := func(f func()) int64 {
+		before := counting.streamReads.Load()
+		f()
+		return counting.streamReads.Load() - before
+	}
 
-	if d := plan(); len(d.Plans) != 0 {
+	// Without a counter following the log, a cached profile lives a second.
+	alone := newPlanner(nil)
+	plan(alone)
+	if n := reads(func() { plan(alone) }); n != 0 {
+		t.Errorf("a profile cached just now was read again (%d reads)", n)
+	}
+	clock.Add(int64(2 * time.Second))
+	if n := reads(func() { plan(alone) }); n != 1 {
+		t.Errorf("without a counter, a two-second-old profile was read %d times, want 1", n)
+	}
+
+	// With one, it lives on until the counter reads a change.
+	counter, err := recipients.NewSendCounter(e.store, recipients.SendCounterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	followed := newPlanner(counter)
+	if d := plan(followed); len(d.Plans) != 0 { // before the counter runs
 		t.Fatalf("user-7 has no profile yet, planned: %+v", d)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go counter.Run(ctx)
+	eventually(t, "the counter follows the log", counter.Following)
+	clock.Add(int64(2 * time.Second))
+	if n := reads(func() { plan(followed) }); n != 1 {
+		t.Errorf("a profile cached before the counter followed the log, two seconds old, was read %d times, want 1", n)
+	}
+	clock.Add(int64(2 * time.Second))
+	if n := reads(func() { plan(followed) }); n != 0 {
+		t.Errorf("with the counter following, a two-second-old profile was read %d times, want 0", n)
 	}
 	if _, err := other.Handle(t.Context(), recipients.SetProfile{ID: "user-7", Profile: domain.RecipientDetails{Email: "ada@example.com"}}); err != nil {
 		t.Fatal(err)
 	}
-	reads := counting.streamReads.Load()
-	if d := plan(); len(d.Plans) != 0 {
-		t.Errorf("before the counter read the change, the cached (empty) profile should be used: %+v", d)
-	}
-	if n := counting.streamReads.Load() - reads; n != 0 {
-		t.Errorf("a cached profile was read again (%d reads)", n)
-	}
-
-	if err := counter.CatchUp(t.Context()); err != nil {
+	head, err := e.store.Head(t.Context())
+	if err != nil {
 		t.Fatal(err)
 	}
-	if d := plan(); len(d.Plans) != 1 || d.Plans[0].Address != "ada@example.com" {
-		t.Errorf("after the counter read the change: %+v, want the new address", d)
+	eventually(t, "the counter reads the change", func() bool { return counter.Position() >= head })
+	var d domain.PlanDecision
+	if n := reads(func() { d = plan(followed) }); n != 1 {
+		t.Errorf("after the counter read the change, the profile was read %d times, want 1", n)
 	}
-	if n := counting.streamReads.Load() - reads; n != 1 {
-		t.Errorf("after the change the profile should be read once, read %d times", n)
+	if len(d.Plans) != 1 || d.Plans[0].Address != "ada@example.com" {
+		t.Errorf("after the change: %+v, want the new address", d)
+	}
+}
+
+// eventually waits up to ten seconds for cond.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
