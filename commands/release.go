@@ -51,6 +51,7 @@ func (h *ReleaseHandler) Handle(ctx context.Context, cmd Release) (ReleaseResult
 	now := h.clock()
 	var due time.Time
 	out, err := h.x.execute(ctx, cmd.ID, cmd.metadata(cmd.ID), func(state domain.Notification) ([]domain.Event, error) {
+		due = time.Time{} // decided again after a conflict or on a fresh read: only the last decision's
 		if !state.Exists() {
 			return nil, domain.ErrNotificationNotFound
 		}
