@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"herald/domain"
 	"herald/infra/eventstore"
-	"herald/infra/eventstore/sqlite"
 )
 
 // Sends to a protected group wait for an admin over real HTTP: a key
@@ -91,11 +89,7 @@ func TestGroupSendApprovalAndRejection(t *testing.T) {
 
 	// Straight from the log: the members were notified once each, by the
 	// approved batch only, and the decisions name their actor.
-	events, err := sqlite.Open(t.Context(), filepath.Join(dir, "events.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer events.Close()
+	events := openEventLog(t, dir)
 	perBatch := map[string]map[string]int{}
 	decisions := map[string]string{} // batch → "type by actor"
 	var after eventstore.Position

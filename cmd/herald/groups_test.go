@@ -96,11 +96,7 @@ func TestGroupFanOutSurvivesKill(t *testing.T) {
 
 	// Every member exactly once: count the notifications of the batch by
 	// recipient straight from the log.
-	events, err := sqlite.Open(t.Context(), filepath.Join(dir, "events.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer events.Close()
+	events := openEventLog(t, dir)
 	per := map[string]int{}
 	var after eventstore.Position
 	for {

@@ -9,11 +9,14 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"herald/infra/eventstore/sqlite"
 )
 
 // TestMain lets the tests run this package's main as a real process: the
@@ -154,4 +157,16 @@ func TestRunRefusesBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openEventLog opens the event log a stopped server left in dir, closed
+// when the test ends.
+func openEventLog(t *testing.T, dir string) *sqlite.Store {
+	t.Helper()
+	events, err := sqlite.Open(t.Context(), filepath.Join(dir, "events.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { events.Close() })
+	return events
 }

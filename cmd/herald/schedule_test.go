@@ -4,13 +4,11 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"herald/domain"
 	"herald/infra/eventstore"
-	"herald/infra/eventstore/sqlite"
 )
 
 // A scheduled send waits durably, is released at its time (never early),
@@ -116,11 +114,7 @@ func TestRecurringScheduleAcrossRestart(t *testing.T) {
 
 	// From the log: one ScheduleFired per due time, one notification per
 	// firing (by its firing key).
-	events, err := sqlite.Open(t.Context(), filepath.Join(dir, "events.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer events.Close()
+	events := openEventLog(t, dir)
 	fired := map[time.Time][]time.Time{} // due time → when recorded
 	notified := map[string]int{}         // idempotency key → notifications
 	var after eventstore.Position

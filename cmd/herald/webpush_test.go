@@ -16,7 +16,6 @@ import (
 
 	"herald/adapters/webpush/webpushtest"
 	"herald/domain"
-	"herald/infra/eventstore/sqlite"
 )
 
 // pushServiceCert is the certificate every webpushtest.PushService serves
@@ -248,11 +247,7 @@ func TestWebPushEndToEndThroughServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopped = true
-	events, err := sqlite.Open(t.Context(), filepath.Join(dir, "events.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer events.Close()
+	events := openEventLog(t, dir)
 	recs, err := events.ReadStream(t.Context(), "recipient-ada", 0, 100)
 	if err != nil {
 		t.Fatal(err)
