@@ -1,15 +1,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"testing"
 	"time"
 
 	"herald/domain"
-	"herald/infra/eventstore"
 )
 
 // Sends to a protected group wait for an admin over real HTTP: a key
@@ -19,16 +16,7 @@ import (
 // actors.
 func TestGroupSendApprovalAndRejection(t *testing.T) {
 	dir := t.TempDir()
-	base, stop, err := startInProcess(context.Background(), serveArgs(dir, "app:"+testSendKey+":send+read", "ops:"+testAdminKey+":send+read+admin"), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			_ = stop()
-		}
-	}()
+	base, stop := startTestServer(t, serveArgs(dir, "app:"+testSendKey+":send+read", "ops:"+testAdminKey+":send+read+admin"))
 	app := func(method, path, body string) answer { return do(t, method, base+path, testSendKey, body) }
 	ops := func(method, path, body string) answer { return do(t, method, base+path, testAdminKey, body) }
 
@@ -82,41 +70,26 @@ func TestGroupSendApprovalAndRejection(t *testing.T) {
 	if dec, _ := a.body["decision"].(map[string]any); dec["outcome"] != "approved" || dec["actor"] != "ops" {
 		t.Fatalf("approved batch = %s", a.raw)
 	}
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	stopped = true
+	stop()
 
 	// Straight from the log: the members were notified once each, by the
 	// approved batch only, and the decisions name their actor.
-	events := openEventLog(t, dir)
 	perBatch := map[string]map[string]int{}
 	decisions := map[string]string{} // batch → "type by actor"
-	var after eventstore.Position
-	for {
-		recs, err := events.ReadAll(t.Context(), after, 1024)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(recs) == 0 {
-			break
-		}
-		for _, r := range recs {
-			after = r.Position
-			switch r.Type {
-			case domain.TypeNotificationRequested:
-				e, err := domain.UnmarshalEvent(r.Type, r.Data)
-				if err != nil {
-					t.Fatal(err)
-				}
-				req := e.(domain.NotificationRequested).Request
-				if perBatch[req.BatchID] == nil {
-					perBatch[req.BatchID] = map[string]int{}
-				}
-				perBatch[req.BatchID][req.Recipient.ID]++
-			case domain.TypeBatchApproved, domain.TypeBatchRejected:
-				decisions[r.Stream] = fmt.Sprintf("%s by %s", r.Type, r.Metadata.Actor)
+	for _, r := range logEvents(t, dir) {
+		switch r.Type {
+		case domain.TypeNotificationRequested:
+			e, err := domain.UnmarshalEvent(r.Type, r.Data)
+			if err != nil {
+				t.Fatal(err)
 			}
+			req := e.(domain.NotificationRequested).Request
+			if perBatch[req.BatchID] == nil {
+				perBatch[req.BatchID] = map[string]int{}
+			}
+			perBatch[req.BatchID][req.Recipient.ID]++
+		case domain.TypeBatchApproved, domain.TypeBatchRejected:
+			decisions[r.Stream] = fmt.Sprintf("%s by %s", r.Type, r.Metadata.Actor)
 		}
 	}
 	if n := len(perBatch[rejected]); n != 0 {

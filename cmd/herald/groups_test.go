@@ -5,14 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"herald/domain"
-	"herald/infra/eventstore"
-	"herald/infra/eventstore/sqlite"
 )
 
 // importMembers posts a CSV of members to a group.
@@ -81,7 +78,7 @@ func TestGroupFanOutSurvivesKill(t *testing.T) {
 	}
 	waitUntil(t, 120*time.Second, "the fan-out under way", func() bool { d, _ := progress(); return d >= 10000 })
 	p.kill(t)
-	killedAt, _ := progress2(t, dir)
+	killedAt := fanOutDone(t, dir)
 	t.Logf("killed at %d of %d members (%s after approval)", killedAt, members, time.Since(approved).Round(time.Millisecond))
 
 	p = startRole(t, "serve", dir, extra...)
@@ -96,30 +93,18 @@ func TestGroupFanOutSurvivesKill(t *testing.T) {
 
 	// Every member exactly once: count the notifications of the batch by
 	// recipient straight from the log.
-	events := openEventLog(t, dir)
 	per := map[string]int{}
-	var after eventstore.Position
-	for {
-		recs, err := events.ReadAll(t.Context(), after, 4096)
+	for _, r := range logEvents(t, dir) {
+		if r.Type != domain.TypeNotificationRequested {
+			continue
+		}
+		e, err := domain.UnmarshalEvent(r.Type, r.Data)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(recs) == 0 {
-			break
-		}
-		for _, r := range recs {
-			after = r.Position
-			if r.Type != domain.TypeNotificationRequested {
-				continue
-			}
-			e, err := domain.UnmarshalEvent(r.Type, r.Data)
-			if err != nil {
-				t.Fatal(err)
-			}
-			req := e.(domain.NotificationRequested).Request
-			if req.BatchID == batch {
-				per[req.Recipient.ID]++
-			}
+		req := e.(domain.NotificationRequested).Request
+		if req.BatchID == batch {
+			per[req.Recipient.ID]++
 		}
 	}
 	if len(per) != members {
@@ -132,32 +117,20 @@ func TestGroupFanOutSurvivesKill(t *testing.T) {
 	}
 }
 
-// progress2 reads a batch's fan-out cursor from the log (the server is
+// fanOutDone reads a batch's fan-out cursor from the log (the server is
 // down): the last FanOutProgressed's done count.
-func progress2(t *testing.T, dir string) (int, error) {
+func fanOutDone(t *testing.T, dir string) int {
 	t.Helper()
-	events, err := sqlite.Open(t.Context(), filepath.Join(dir, "events.db"), sqlite.Options{})
-	if err != nil {
-		return 0, err
-	}
-	defer events.Close()
 	done := 0
-	var after eventstore.Position
-	for {
-		recs, err := events.ReadAll(t.Context(), after, 4096)
-		if err != nil || len(recs) == 0 {
-			return done, err
-		}
-		for _, r := range recs {
-			after = r.Position
-			if r.Type == domain.TypeFanOutProgressed {
-				var v struct {
-					Done int `json:"done"`
-				}
-				if json.Unmarshal(r.Data, &v) == nil && v.Done > done {
-					done = v.Done
-				}
+	for _, r := range logEvents(t, dir) {
+		if r.Type == domain.TypeFanOutProgressed {
+			var v struct {
+				Done int `json:"done"`
+			}
+			if json.Unmarshal(r.Data, &v) == nil && v.Done > done {
+				done = v.Done
 			}
 		}
 	}
+	return done
 }

@@ -12,10 +12,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"herald/infra/eventstore"
 	"herald/infra/eventstore/sqlite"
 )
 
@@ -156,6 +158,46 @@ func TestRunRefusesBadInput(t *testing.T) {
 				t.Fatalf("run(%q) = %v, want an error containing %q", c.args, err, c.want)
 			}
 		})
+	}
+}
+
+// startTestServer runs serve with args in this process and returns its base
+// URL and stop, which waits for the server to end and fails the test on an
+// unclean stop. A server the test has not stopped is stopped when it ends.
+func startTestServer(t *testing.T, args []string) (base string, stop func()) {
+	t.Helper()
+	base, stopServer, err := startInProcess(context.Background(), args, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			if err := stopServer(); err != nil {
+				t.Errorf("stop server: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return base, stop
+}
+
+// logEvents returns every event of the log a stopped server left in dir.
+func logEvents(t *testing.T, dir string) []eventstore.RecordedEvent {
+	t.Helper()
+	events := openEventLog(t, dir)
+	var all []eventstore.RecordedEvent
+	var after eventstore.Position
+	for {
+		recs, err := events.ReadAll(t.Context(), after, 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) == 0 {
+			return all
+		}
+		all = append(all, recs...)
+		after = recs[len(recs)-1].Position
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"herald/domain"
-	"herald/infra/eventstore"
 )
 
 // A scheduled send waits durably, is released at its time (never early),
@@ -114,35 +113,23 @@ func TestRecurringScheduleAcrossRestart(t *testing.T) {
 
 	// From the log: one ScheduleFired per due time, one notification per
 	// firing (by its firing key).
-	events := openEventLog(t, dir)
 	fired := map[time.Time][]time.Time{} // due time → when recorded
 	notified := map[string]int{}         // idempotency key → notifications
-	var after eventstore.Position
-	for {
-		recs, err := events.ReadAll(t.Context(), after, 1024)
+	for _, r := range logEvents(t, dir) {
+		switch r.Type {
+		case domain.TypeScheduleFired, domain.TypeNotificationRequested:
+		default:
+			continue
+		}
+		e, err := domain.UnmarshalEvent(r.Type, r.Data)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(recs) == 0 {
-			break
-		}
-		for _, r := range recs {
-			after = r.Position
-			switch r.Type {
-			case domain.TypeScheduleFired, domain.TypeNotificationRequested:
-			default:
-				continue
-			}
-			e, err := domain.UnmarshalEvent(r.Type, r.Data)
-			if err != nil {
-				t.Fatal(err)
-			}
-			switch e := e.(type) {
-			case domain.ScheduleFired:
-				fired[e.FiringTime.UTC()] = append(fired[e.FiringTime.UTC()], e.FiredAt)
-			case domain.NotificationRequested:
-				notified[e.IdempotencyKey]++
-			}
+		switch e := e.(type) {
+		case domain.ScheduleFired:
+			fired[e.FiringTime.UTC()] = append(fired[e.FiringTime.UTC()], e.FiredAt)
+		case domain.NotificationRequested:
+			notified[e.IdempotencyKey]++
 		}
 	}
 	if len(fired) != 2 || len(fired[first]) != 1 || len(fired[second]) != 1 {

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -74,16 +72,7 @@ func TestWebPushEndToEndThroughServe(t *testing.T) {
 	const subject = "mailto:ops@herald.example"
 	dir := t.TempDir()
 	args := append(deliveryArgs(dir), "--vapid-subject", subject)
-	base, stop, err := startInProcess(context.Background(), args, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			_ = stop()
-		}
-	}()
+	base, stop := startTestServer(t, args)
 	c := client{t: t, base: base, http: http.DefaultClient}
 
 	// The applicationServerKey a page subscribes with is the key the
@@ -243,10 +232,7 @@ func TestWebPushEndToEndThroughServe(t *testing.T) {
 
 	// Straight from the log: the recipient's stream records the two
 	// subscriptions and the laptop's expiry, by the web push adapter.
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	stopped = true
+	stop()
 	events := openEventLog(t, dir)
 	recs, err := events.ReadStream(t.Context(), "recipient-ada", 0, 100)
 	if err != nil {
