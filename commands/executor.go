@@ -5,18 +5,17 @@ import (
 	"errors"
 	"fmt"
 
+	"herald/commands/aggexec"
 	"herald/domain"
 	"herald/infra/eventstore"
 )
 
 // MaxConflictRetries is how many times a command reloads its stream and
-// decides again after another writer appended first. Each round lets at
-// least one competing writer through, so contention this deep is a sign of
-// a hot stream, reported as ErrContention rather than spinning.
-const MaxConflictRetries = 5
-
-// readPageSize is how many events a load reads per ReadStream call.
-const readPageSize = 256
+// decides again after another writer appended first: as many as the other
+// aggregates' commands (aggexec). Each round lets at least one competing
+// writer through, so contention this deep is a sign of a hot stream,
+// reported as ErrContention rather than spinning.
+const MaxConflictRetries = aggexec.MaxConflictRetries
 
 // decideFunc is one decision on a loaded state. Returning (nil, nil) means
 // nothing to append.
@@ -53,7 +52,7 @@ func (x executor) load(ctx context.Context, id domain.NotificationID, trust bool
 	}
 	after := uint64(state.Version())
 	for {
-		recs, err := x.store.ReadStream(ctx, stream, after, readPageSize)
+		recs, err := x.store.ReadStream(ctx, stream, after, aggexec.ReadPageSize)
 		if errors.Is(err, eventstore.ErrStreamNotFound) {
 			return state, false, nil
 		}
@@ -68,7 +67,7 @@ func (x executor) load(ctx context.Context, id domain.NotificationID, trust bool
 			state = domain.EvolveNotification(state, e)
 			after = rec.Version
 		}
-		if len(recs) < readPageSize {
+		if len(recs) < aggexec.ReadPageSize {
 			x.cache.put(state)
 			return state, false, nil
 		}

@@ -22,8 +22,8 @@ import (
 // decides again after another writer appended first.
 const MaxConflictRetries = 5
 
-// readPageSize is how many events a load reads per ReadStream call.
-const readPageSize = 256
+// ReadPageSize is how many events a load reads per ReadStream call.
+const ReadPageSize = 256
 
 // Aggregate tells the loop how to name and fold one aggregate type.
 type Aggregate[S any] struct {
@@ -50,7 +50,7 @@ func LoadFrom[S any](ctx context.Context, store eventstore.Store, a Aggregate[S]
 	after := uint64(a.Version(state))
 	var pending []domain.Event
 	for upTo == 0 || after < uint64(upTo) {
-		limit := readPageSize
+		limit := ReadPageSize
 		if upTo > 0 && uint64(upTo)-after < uint64(limit) {
 			limit = int(uint64(upTo) - after)
 		}

@@ -84,7 +84,8 @@ func (p *Planner) fresh(c cachedProfile, now time.Time) bool {
 	return age >= 0 && age < ttl
 }
 
-func (p *Planner) profile(ctx context.Context, id string, now time.Time) (domain.RecipientProfile, error) {
+func (p *Planner) profile(ctx context.Context, id string) (domain.RecipientProfile, error) {
+	now := p.now()
 	p.mu.Lock()
 	p.freshenLocked(1)
 	c, ok := p.cached[id]
@@ -170,7 +171,7 @@ func (p *Planner) Plan(ctx context.Context, req domain.NotificationRequest, now 
 	var sent func(category string, since time.Time) int
 	if id := req.Recipient.ID; id != "" {
 		var err error
-		if profile, err = p.profile(ctx, id, p.now()); err != nil {
+		if profile, err = p.profile(ctx, id); err != nil {
 			return domain.PlanDecision{}, fmt.Errorf("recipient %s: %w", id, err)
 		}
 		if p.counter != nil {

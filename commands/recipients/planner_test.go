@@ -31,13 +31,20 @@ func (s *countingStore) StreamVersions(ctx context.Context, streams []string) (m
 	return eventstore.StreamVersions(ctx, s.Store, streams)
 }
 
-func TestPrefetchReadsOnlyTheProfilesThatExist(t *testing.T) {
-	t.Parallel()
+// newCountingEnv is newEnv with the service's reads counted.
+func newCountingEnv(t *testing.T) (*env, *countingStore) {
+	t.Helper()
 	var counting *countingStore
 	e := newEnv(t, func(d *recipients.Deps) {
 		counting = &countingStore{Store: d.Store}
 		d.Store = counting
 	})
+	return e, counting
+}
+
+func TestPrefetchReadsOnlyTheProfilesThatExist(t *testing.T) {
+	t.Parallel()
+	e, counting := newCountingEnv(t)
 	if res := e.do("PUT", "/v1/recipients/user-1", `{"email":"ada@example.com"}`); res.status != 201 {
 		t.Fatalf("profile: %d %s", res.status, res.body)
 	}
@@ -92,11 +99,7 @@ func TestPrefetchReadsOnlyTheProfilesThatExist(t *testing.T) {
 // it.
 func TestPlannerCacheFollowsTheLog(t *testing.T) {
 	t.Parallel()
-	var counting *countingStore
-	e := newEnv(t, func(d *recipients.Deps) {
-		counting = &countingStore{Store: d.Store}
-		d.Store = counting
-	})
+	e, counting := newCountingEnv(t)
 	var clock atomic.Int64 // nanoseconds after t0
 	now := func() time.Time { return t0.Add(time.Duration(clock.Load())) }
 	newPlanner := func(counter *recipients.SendCounter) *recipients.Planner {
