@@ -1,220 +1,249 @@
 package eventstore
 
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
 // validJSON reports whether data is one well-formed JSON value, exactly as
 // encoding/json.Valid decides it (surrounding whitespace allowed, at most
 // 10,000 levels of nesting, any bytes above 0x7f inside strings). Every
-// appended event passes through it, and this plain recursive descent is
-// about three times faster than encoding/json's scanner (0.7 µs against
-// 2 µs for a 350-byte event); a fuzz test holds it to json.Valid's answers.
+// appended event passes through it, so it is written for speed: each step
+// takes the input and an offset and returns the offset after what it read
+// (which keeps both in registers), and strings are scanned eight bytes at a
+// time. About 0.5 µs for a 350-byte event against encoding/json's 2 µs; a
+// fuzz test holds it to json.Valid's answers.
 func validJSON(data []byte) bool {
-	p := jsonChecker{b: data}
-	p.space()
-	if !p.value(0) {
-		return false
-	}
-	p.space()
-	return p.i == len(p.b)
+	i, ok := checkValue(data, skipSpace(data, 0), 0)
+	return ok && skipSpace(data, i) == len(data)
 }
 
 // maxJSONDepth matches encoding/json's nesting limit.
 const maxJSONDepth = 10000
 
-type jsonChecker struct {
-	b []byte
-	i int
-}
-
-func (p *jsonChecker) space() {
-	for p.i < len(p.b) {
-		switch p.b[p.i] {
+func skipSpace(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
 		case ' ', '\t', '\n', '\r':
-			p.i++
+			i++
 		default:
-			return
+			return i
 		}
 	}
+	return i
 }
 
-func (p *jsonChecker) value(depth int) bool {
-	if p.i >= len(p.b) {
-		return false
+func checkValue(b []byte, i, depth int) (int, bool) {
+	if i >= len(b) {
+		return i, false
 	}
-	switch c := p.b[p.i]; {
-	case c == '{':
-		return depth < maxJSONDepth && p.object(depth+1)
-	case c == '[':
-		return depth < maxJSONDepth && p.array(depth+1)
+	switch c := b[i]; {
 	case c == '"':
-		return p.str()
+		return checkString(b, i)
+	case c == '{':
+		if depth >= maxJSONDepth {
+			return i, false
+		}
+		return checkObject(b, i, depth+1)
+	case c == '[':
+		if depth >= maxJSONDepth {
+			return i, false
+		}
+		return checkArray(b, i, depth+1)
 	case c == '-' || (c >= '0' && c <= '9'):
-		return p.number()
+		return checkNumber(b, i)
 	case c == 't':
-		return p.literal("true")
+		return checkLiteral(b, i, "true")
 	case c == 'f':
-		return p.literal("false")
+		return checkLiteral(b, i, "false")
 	case c == 'n':
-		return p.literal("null")
+		return checkLiteral(b, i, "null")
 	default:
-		return false
+		return i, false
 	}
 }
 
-func (p *jsonChecker) literal(s string) bool {
-	if len(p.b)-p.i < len(s) || string(p.b[p.i:p.i+len(s)]) != s {
-		return false
+func checkLiteral(b []byte, i int, s string) (int, bool) {
+	if len(b)-i < len(s) || string(b[i:i+len(s)]) != s {
+		return i, false
 	}
-	p.i += len(s)
-	return true
+	return i + len(s), true
 }
 
-func (p *jsonChecker) object(depth int) bool {
-	p.i++ // '{'
-	p.space()
-	if p.i < len(p.b) && p.b[p.i] == '}' {
-		p.i++
-		return true
+func checkObject(b []byte, i, depth int) (int, bool) {
+	i = skipSpace(b, i+1) // after '{'
+	if i < len(b) && b[i] == '}' {
+		return i + 1, true
 	}
 	for {
-		if p.i >= len(p.b) || p.b[p.i] != '"' || !p.str() {
-			return false
+		if i >= len(b) || b[i] != '"' {
+			return i, false
 		}
-		p.space()
-		if p.i >= len(p.b) || p.b[p.i] != ':' {
-			return false
+		var ok bool
+		if i, ok = checkString(b, i); !ok {
+			return i, false
 		}
-		p.i++
-		p.space()
-		if !p.value(depth) {
-			return false
+		if i < len(b) && b[i] == ':' { // compact JSON: no space before ':'
+			i++
+		} else if i = skipSpace(b, i); i < len(b) && b[i] == ':' {
+			i++
+		} else {
+			return i, false
 		}
-		p.space()
-		if p.i >= len(p.b) {
-			return false
+		if i, ok = checkValue(b, skipSpace(b, i), depth); !ok {
+			return i, false
 		}
-		switch p.b[p.i] {
+		if i = skipSpace(b, i); i >= len(b) {
+			return i, false
+		}
+		switch b[i] {
 		case ',':
-			p.i++
-			p.space()
+			i = skipSpace(b, i+1)
 		case '}':
-			p.i++
-			return true
+			return i + 1, true
 		default:
-			return false
+			return i, false
 		}
 	}
 }
 
-func (p *jsonChecker) array(depth int) bool {
-	p.i++ // '['
-	p.space()
-	if p.i < len(p.b) && p.b[p.i] == ']' {
-		p.i++
-		return true
+func checkArray(b []byte, i, depth int) (int, bool) {
+	i = skipSpace(b, i+1) // after '['
+	if i < len(b) && b[i] == ']' {
+		return i + 1, true
 	}
 	for {
-		if !p.value(depth) {
-			return false
+		var ok bool
+		if i, ok = checkValue(b, i, depth); !ok {
+			return i, false
 		}
-		p.space()
-		if p.i >= len(p.b) {
-			return false
+		if i = skipSpace(b, i); i >= len(b) {
+			return i, false
 		}
-		switch p.b[p.i] {
+		switch b[i] {
 		case ',':
-			p.i++
-			p.space()
+			i = skipSpace(b, i+1)
 		case ']':
-			p.i++
-			return true
+			return i + 1, true
 		default:
-			return false
+			return i, false
 		}
 	}
 }
 
-func (p *jsonChecker) str() bool {
-	p.i++ // opening quote
-	for p.i < len(p.b) {
-		c := p.b[p.i]
-		switch {
-		case c == '"':
-			p.i++
-			return true
-		case c == '\\':
-			p.i++
-			if p.i >= len(p.b) {
-				return false
+// checkString reads the string whose opening quote is at b[i].
+func checkString(b []byte, i int) (int, bool) {
+	for i = nextSpecial(b, i+1); i < len(b); i = nextSpecial(b, i) {
+		switch b[i] {
+		case '"':
+			return i + 1, true
+		case '\\':
+			i++
+			if i >= len(b) {
+				return i, false
 			}
-			switch p.b[p.i] {
+			switch b[i] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				p.i++
+				i++
 			case 'u':
-				if len(p.b)-p.i < 5 {
-					return false
+				if len(b)-i < 5 {
+					return i, false
 				}
-				for _, h := range p.b[p.i+1 : p.i+5] {
+				for _, h := range b[i+1 : i+5] {
 					if !isHex(h) {
-						return false
+						return i, false
 					}
 				}
-				p.i += 5
+				i += 5
 			default:
-				return false
+				return i, false
 			}
-		case c < 0x20:
-			return false
-		default:
-			// Like encoding/json, bytes that are not UTF-8 are accepted
-			// inside strings (a decoder replaces them with U+FFFD).
-			p.i++
+		default: // a control character
+			return i, false
 		}
 	}
-	return false
+	return i, false
 }
+
+// nextSpecial returns the index of the first byte from b[i] on that ends a
+// string, starts an escape or is a control character, or len(b). Most of
+// an event's bytes are inside strings, so it looks at eight at a time. Any
+// other byte, including one that is not UTF-8, is taken as it is, like
+// encoding/json does (a decoder replaces it with U+FFFD).
+func nextSpecial(b []byte, i int) int {
+	for ; len(b)-i >= 8; i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		// Each term flags, in the high bit of a byte, the first byte of
+		// its kind exactly (bytes above it may be flagged falsely), so the
+		// lowest flag of the three is the first special byte.
+		m := (zeroBytes(x^quotes) | zeroBytes(x^backslashes) | (x-0x20*lowBits)&^x) & highBits
+		if m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for ; i < len(b); i++ {
+		if c := b[i]; c == '"' || c == '\\' || c < 0x20 {
+			return i
+		}
+	}
+	return i
+}
+
+// Masks for testing the eight bytes of a uint64 at once.
+const (
+	lowBits     = 0x0101010101010101
+	highBits    = 0x8080808080808080
+	quotes      = '"' * lowBits
+	backslashes = '\\' * lowBits
+)
+
+// zeroBytes sets the high bit of the lowest zero byte of x (and perhaps of
+// bytes above it), and of no byte below it.
+func zeroBytes(x uint64) uint64 { return (x - lowBits) &^ x }
 
 func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
 
-func (p *jsonChecker) number() bool {
-	if p.b[p.i] == '-' {
-		p.i++
+func checkNumber(b []byte, i int) (int, bool) {
+	if b[i] == '-' {
+		i++
 	}
-	if p.i >= len(p.b) {
-		return false
+	if i >= len(b) {
+		return i, false
 	}
-	switch c := p.b[p.i]; {
+	switch c := b[i]; {
 	case c == '0':
-		p.i++
+		i++
 	case c >= '1' && c <= '9':
-		for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
-			p.i++
-		}
+		i = skipDigits(b, i)
 	default:
-		return false
+		return i, false
 	}
-	if p.i < len(p.b) && p.b[p.i] == '.' {
-		p.i++
-		if !p.digits() {
-			return false
+	if i < len(b) && b[i] == '.' {
+		j := skipDigits(b, i+1)
+		if j == i+1 {
+			return j, false
 		}
+		i = j
 	}
-	if p.i < len(p.b) && (p.b[p.i] == 'e' || p.b[p.i] == 'E') {
-		p.i++
-		if p.i < len(p.b) && (p.b[p.i] == '+' || p.b[p.i] == '-') {
-			p.i++
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
 		}
-		if !p.digits() {
-			return false
+		j := skipDigits(b, i)
+		if j == i {
+			return j, false
 		}
+		i = j
 	}
-	return true
+	return i, true
 }
 
-func (p *jsonChecker) digits() bool {
-	start := p.i
-	for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
-		p.i++
+func skipDigits(b []byte, i int) int {
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
 	}
-	return p.i > start
+	return i
 }

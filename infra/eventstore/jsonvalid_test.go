@@ -22,6 +22,24 @@ func TestValidJSONAgreesWithEncodingJSON(t *testing.T) {
 	}
 }
 
+// TestValidJSONSpecialByteAtEveryOffset puts each kind of byte the string
+// scanner looks for (and some it must let through) at every offset of
+// strings longer than the eight bytes it reads at a time.
+func TestValidJSONSpecialByteAtEveryOffset(t *testing.T) {
+	for _, special := range []string{`"`, `\\`, `\"`, `\u00e9`, `\x`, "\x00", "\x1f", "\x20", "\x7f", "\x80", "\xff", "é"} {
+		for n := 0; n < 40; n++ {
+			for at := 0; at <= n; at++ {
+				body := strings.Repeat("a", at) + special + strings.Repeat("b", n-at)
+				for _, c := range []string{`"` + body + `"`, `{"` + body + `":1}`, `["x","` + body + `"]`, `"` + body} {
+					if got, want := validJSON([]byte(c)), json.Valid([]byte(c)); got != want {
+						t.Fatalf("validJSON(%q) = %v, json.Valid says %v", c, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
 func FuzzValidJSON(f *testing.F) {
 	for _, c := range jsonCases {
 		f.Add([]byte(c))
