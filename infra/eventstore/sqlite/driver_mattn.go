@@ -5,6 +5,8 @@ package sqlite
 import (
 	"database/sql"
 	"net/url"
+	"strconv"
+	"time"
 
 	"github.com/mattn/go-sqlite3" // cgo SQLite driver, chosen by measurement (see doc.go)
 )
@@ -23,11 +25,11 @@ func init() {
 	})
 }
 
-func dsn(path string, readOnly bool) string {
+func dsn(path string, readOnly bool, busy time.Duration) string {
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "FULL")
-	q.Set("_busy_timeout", "10000")
+	q.Set("_busy_timeout", strconv.FormatInt(busy.Milliseconds(), 10))
 	q.Set("_cache_size", "-65536")
 	// Multi-thread mode: SQLite takes no mutex of its own around each call
 	// on a connection. database/sql (and the writer, in Conn.Raw) already

@@ -55,6 +55,9 @@ type Options struct {
 	// keeps in memory for ReadAll and subscriptions (default 32,768, about
 	// 20 MB with Herald's events; negative: none).
 	TailEvents int
+	// BusyTimeout is how long a statement waits for a lock that another
+	// process sharing the file holds before it fails (default 10 s).
+	BusyTimeout time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -69,6 +72,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.StreamCacheSize <= 0 {
 		o.StreamCacheSize = 1 << 20
+	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = 10 * time.Second
 	}
 	if o.TailEvents == 0 {
 		o.TailEvents = 1 << 15
@@ -125,7 +131,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("open event log: %w", err)
 		}
 	}
-	writeDB, err := sql.Open(driverName, dsn(path, false))
+	writeDB, err := sql.Open(driverName, dsn(path, false, opts.BusyTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("open event log: %w", err)
 	}
@@ -134,7 +140,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	writeDB.SetConnMaxLifetime(0)
 	writeDB.SetConnMaxIdleTime(0)
 
-	readDB, err := sql.Open(driverName, dsn(path, true))
+	readDB, err := sql.Open(driverName, dsn(path, true, opts.BusyTimeout))
 	if err != nil {
 		writeDB.Close()
 		return nil, fmt.Errorf("open event log: %w", err)

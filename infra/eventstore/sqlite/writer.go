@@ -289,6 +289,9 @@ func (w *writer) group(first *pending) {
 	err := w.beginTx(ctx, g)
 	if err == nil {
 		err = w.add(ctx, g, []*pending{first})
+	} else if first.state.CompareAndSwap(pendingQueued, pendingTaken) {
+		// No transaction: the caller still gets an answer, the error below.
+		g.live = append(g.live, first)
 	}
 	var (
 		timer    *time.Timer
