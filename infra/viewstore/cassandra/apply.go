@@ -309,7 +309,8 @@ func (w *writer) notifications(changes []change) (rows, states []stmt, err error
 		d := dayOf(created)
 		channels := channelsOf(n)
 		rows = append(rows, stmt{fmt.Sprint("search/", d), searchCQL, []any{d, created, string(n.ID()), string(n.Status()),
-			string(n.Priority()), n.Category(), req.Recipient.ID, req.BatchID, channels, channels, c.updated.UnixNano(), n.Version()}})
+			string(n.Priority()), indexed(n.Category()), indexed(req.Recipient.ID), indexed(string(req.BatchID)), channels, channels,
+			c.updated.UnixNano(), n.Version()}})
 		if key := fmt.Sprint("day/", d); !w.known[key] {
 			w.known[key] = true
 			rows = append(rows, stmt{"", dayCQL, []any{d}})
@@ -331,6 +332,20 @@ func (w *writer) notifications(changes []change) (rows, states []stmt, err error
 			string(deliveries), snap, int64(c.after.sv)}})
 	}
 	return rows, states, nil
+}
+
+// indexed is the value of a search column that a Storage-Attached Index
+// covers. An empty one is left unset: no filter ever asks for "" (an empty
+// filter means no filter), and every row without a batch or a category
+// would otherwise add a term to that index's memtable, which is most of
+// what a search row costs Cassandra to write. Unset, not null: a null
+// would write a tombstone. These columns never change after the request,
+// so an unset never hides a value that should have gone away.
+func indexed(v string) any {
+	if v == "" {
+		return gocql.UnsetValue
+	}
+	return v
 }
 
 // workShards spreads the work table over partitions.
