@@ -29,7 +29,7 @@ func dsn(path string, readOnly bool, busy time.Duration) string {
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "FULL")
-	q.Set("_busy_timeout", strconv.FormatInt(busy.Milliseconds(), 10))
+	q.Set("_busy_timeout", strconv.FormatInt(max(busy.Milliseconds(), 1), 10))
 	q.Set("_cache_size", "-65536")
 	// Multi-thread mode: SQLite takes no mutex of its own around each call
 	// on a connection. database/sql (and the writer, in Conn.Raw) already

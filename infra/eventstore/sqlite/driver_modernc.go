@@ -16,7 +16,7 @@ func dsn(path string, readOnly bool, busy time.Duration) string {
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
-	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(busy.Milliseconds(), 10)+")")
+	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(max(busy.Milliseconds(), 1), 10)+")")
 	q.Add("_pragma", "cache_size(-65536)")
 	q.Add("_pragma", "mmap_size("+mmapSize+")")
 	if readOnly {

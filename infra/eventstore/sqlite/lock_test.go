@@ -6,6 +6,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -18,12 +19,12 @@ import (
 
 // TestAppendWhileAnotherProcessHoldsTheWriteLock: when the writer cannot
 // even begin its transaction (another process sharing the file keeps the
-// write lock past the busy timeout), the append that opened the group gets
-// that error instead of waiting for its context to end, and the log takes
-// appends again once the lock is released.
+// write lock past the busy timeout), the appends waiting for it get that
+// error instead of waiting for their contexts to end, nothing of them is
+// written, and the log takes appends again once the lock is released.
 func TestAppendWhileAnotherProcessHoldsTheWriteLock(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "events.db")
-	s, err := sqlite.Open(t.Context(), path, sqlite.Options{BusyTimeout: 50 * time.Millisecond})
+	s, err := sqlite.Open(t.Context(), path, sqlite.Options{BusyTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,21 +44,35 @@ func TestAppendWhileAnotherProcessHoldsTheWriteLock(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	// Eight callers queued behind one lock all get the error after one
+	// busy timeout; answered one timeout after another, the later ones
+	// would still be waiting when their contexts end.
+	const callers = 8
+	ctx, cancel := context.WithTimeout(t.Context(), 3500*time.Millisecond)
 	defer cancel()
-	ev := eventstore.EventData{ID: "e1", Type: "Noted", SchemaVersion: 1, Data: []byte(`{"n":1}`)}
-	_, err = s.Append(ctx, "notes-1", eventstore.NoStream, ev)
-	if err == nil {
-		t.Fatal("append succeeded while another connection held the write lock")
+	errs := make(chan error, callers)
+	for i := range callers {
+		go func() {
+			ev := eventstore.EventData{ID: fmt.Sprint("e", i), Type: "Noted", SchemaVersion: 1, Data: []byte(`{"n":1}`)}
+			_, err := s.Append(ctx, fmt.Sprint("notes-", i), eventstore.NoStream, ev)
+			errs <- err
+		}()
 	}
-	if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
-		t.Fatalf("append waited for its context instead of failing on the lock: %v", err)
+	for range callers {
+		err := <-errs
+		if err == nil {
+			t.Fatal("append succeeded while another connection held the write lock")
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("append waited for its context instead of failing on the lock: %v", err)
+		}
+		t.Logf("append refused as it should be: %v", err)
 	}
-	t.Logf("append refused as it should be: %v", err)
 
 	if _, err := conn.ExecContext(t.Context(), "ROLLBACK"); err != nil {
 		t.Fatal(err)
 	}
+	ev := eventstore.EventData{ID: "e1", Type: "Noted", SchemaVersion: 1, Data: []byte(`{"n":1}`)}
 	res, err := s.Append(t.Context(), "notes-1", eventstore.NoStream, ev)
 	if err != nil {
 		t.Fatalf("append after the lock was released: %v", err)

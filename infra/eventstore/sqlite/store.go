@@ -56,7 +56,8 @@ type Options struct {
 	// 20 MB with Herald's events; negative: none).
 	TailEvents int
 	// BusyTimeout is how long a statement waits for a lock that another
-	// process sharing the file holds before it fails (default 10 s).
+	// process sharing the file holds before it fails (default 10 s; at
+	// least a millisecond).
 	BusyTimeout time.Duration
 }
 

@@ -289,9 +289,15 @@ func (w *writer) group(first *pending) {
 	err := w.beginTx(ctx, g)
 	if err == nil {
 		err = w.add(ctx, g, []*pending{first})
-	} else if first.state.CompareAndSwap(pendingQueued, pendingTaken) {
-		// No transaction: the caller still gets an answer, the error below.
-		g.live = append(g.live, first)
+	} else {
+		// No transaction: the caller gets the error below, and so does
+		// everyone queued behind it, who would otherwise wait out the
+		// same lock one busy timeout after another.
+		for p := first; p != nil; p = w.tryDequeue() {
+			if p.state.CompareAndSwap(pendingQueued, pendingTaken) {
+				g.live = append(g.live, p)
+			}
+		}
 	}
 	var (
 		timer    *time.Timer
@@ -367,6 +373,16 @@ func (w *writer) group(first *pending) {
 	w.avgGroup += (time.Since(start) - w.avgGroup) / 8
 	w.lastReleased = received
 	w.queuedAtRelease = len(w.queue)
+}
+
+// tryDequeue returns the next queued append, or nil when none is queued.
+func (w *writer) tryDequeue() *pending {
+	select {
+	case p := <-w.queue:
+		return p
+	default:
+		return nil
+	}
 }
 
 // commitDelay bounds how long a group waits for more callers: half of the
