@@ -255,15 +255,11 @@ func (w *writer) run(closing <-chan struct{}) {
 		case <-closing:
 			// Callers that got into the queue before Close still get an
 			// answer: either their append or ErrClosed, never silence.
-			for {
-				select {
-				case p := <-w.queue:
-					w.group(p)
-				default:
-					w.closeStmts()
-					return
-				}
+			for p := w.tryDequeue(); p != nil; p = w.tryDequeue() {
+				w.group(p)
 			}
+			w.closeStmts()
+			return
 		}
 		w.group(first)
 	}
@@ -304,15 +300,13 @@ func (w *writer) group(first *pending) {
 		arrivals []*pending
 	)
 	for err == nil && n < w.s.opts.MaxBatchEvents {
-	drain:
 		for n < w.s.opts.MaxBatchEvents {
-			select {
-			case p := <-w.queue:
-				arrivals = append(arrivals, p)
-				n += p.events()
-			default:
-				break drain
+			p := w.tryDequeue()
+			if p == nil {
+				break
 			}
+			arrivals = append(arrivals, p)
+			n += p.events()
 		}
 		if len(arrivals) > 0 {
 			received += len(arrivals)
