@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,9 +59,9 @@ func Client(concurrency int) *http.Client {
 	}
 }
 
-// notificationBody is a typical single-channel send.
-func notificationBody(i int) string {
-	return fmt.Sprintf(`{"recipient":{"id":"user-%d","webhook_url":"https://hooks.example.com/u/%d"},`+
+// appendNotificationBody appends a typical single-channel send to b.
+func appendNotificationBody(b []byte, i int) []byte {
+	return fmt.Appendf(b, `{"recipient":{"id":"user-%d","webhook_url":"https://hooks.example.com/u/%d"},`+
 		`"channels":["webhook"],"content":{"subject":"Your code","body":"Code %06d"},"priority":"normal",`+
 		`"category":"security","metadata":{"order":"A-%d"}}`, i%5000, i%5000, i%1000000, i)
 }
@@ -72,8 +70,6 @@ func notificationBody(i int) string {
 // reports throughput and latency of the answers (202 expected; any other
 // answer fails the workload).
 func Send(ctx context.Context, baseURL, apiKey string, concurrency int, duration time.Duration) (SendFigures, error) {
-	client := Client(concurrency)
-	defer client.CloseIdleConnections()
 	var (
 		seq      atomic.Int64
 		firstErr atomic.Value
@@ -86,10 +82,18 @@ func Send(ctx context.Context, baseURL, apiKey string, concurrency int, duration
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
+			conn, err := newWireConn(baseURL, apiKey)
+			if err != nil {
+				firstErr.CompareAndSwap(nil, err)
+				return
+			}
+			defer conn.Close()
+			var req []byte
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				i := int(seq.Add(1))
+				req = appendNotificationBody(req[:0], i)
 				t0 := time.Now()
-				code, body, err := post(ctx, client, baseURL+"/v1/notifications", apiKey, notificationBody(i))
+				code, body, err := conn.post(ctx, "/v1/notifications", req)
 				if err == nil && code != http.StatusAccepted {
 					err = fmt.Errorf("POST /v1/notifications: %d %s", code, body)
 				}
@@ -115,8 +119,6 @@ func Send(ctx context.Context, baseURL, apiKey string, concurrency int, duration
 // until total notifications were accepted.
 func Batch(ctx context.Context, baseURL, apiKey string, itemsPerRequest, total int) (BatchFigures, error) {
 	const workers = 2
-	client := Client(workers)
-	defer client.CloseIdleConnections()
 	var (
 		seq      atomic.Int64
 		sent     atomic.Int64
@@ -128,22 +130,27 @@ func Batch(ctx context.Context, baseURL, apiKey string, itemsPerRequest, total i
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var b strings.Builder
+			conn, err := newWireConn(baseURL, apiKey)
+			if err != nil {
+				firstErr.CompareAndSwap(nil, err)
+				return
+			}
+			defer conn.Close()
+			var b []byte
 			for sent.Add(int64(itemsPerRequest)) <= int64(total) && ctx.Err() == nil {
-				b.Reset()
-				b.WriteString(`{"items":[`)
+				b = append(b[:0], `{"items":[`...)
 				for j := 0; j < itemsPerRequest; j++ {
 					if j > 0 {
-						b.WriteByte(',')
+						b = append(b, ',')
 					}
-					b.WriteString(notificationBody(int(seq.Add(1))))
+					b = appendNotificationBody(b, int(seq.Add(1)))
 				}
-				b.WriteString(`]}`)
-				code, body, err := post(ctx, client, baseURL+"/v1/notifications/batch", apiKey, b.String())
+				b = append(b, `]}`...)
+				code, body, err := conn.post(ctx, "/v1/notifications/batch", b)
 				if err == nil && code/100 != 2 {
 					err = fmt.Errorf("POST /v1/notifications/batch: %d %.300s", code, body)
 				}
-				if err == nil && strings.Contains(body, `"problem"`) {
+				if err == nil && bytes.Contains(body, []byte(`"problem"`)) {
 					err = fmt.Errorf("POST /v1/notifications/batch: an item was refused: %.300s", body)
 				}
 				if err != nil {
@@ -160,22 +167,6 @@ func Batch(ctx context.Context, baseURL, apiKey string, itemsPerRequest, total i
 	}
 	n := total / itemsPerRequest * itemsPerRequest
 	return BatchFigures{ItemsPerRequest: itemsPerRequest, Notifications: n, NotificationsPerSec: float64(n) / elapsed.Seconds()}, nil
-}
-
-func post(ctx context.Context, c *http.Client, url, apiKey, body string) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader([]byte(body)))
-	if err != nil {
-		return 0, "", err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+apiKey)
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
 }
 
 func flatten(lat [][]time.Duration) []time.Duration {

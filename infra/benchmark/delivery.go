@@ -82,8 +82,6 @@ func (s *Sink) arrival(id string) (time.Time, bool) {
 // arrival) and the send-to-arrival latency.
 func E2EWebhook(ctx context.Context, baseURL, apiKey string, sink *Sink, rate int, duration, wait time.Duration) (DeliveryFigures, error) {
 	const workers = 64
-	client := Client(workers)
-	defer client.CloseIdleConnections()
 	type sent struct {
 		key string
 		at  time.Time
@@ -122,6 +120,13 @@ func E2EWebhook(ctx context.Context, baseURL, apiKey string, sink *Sink, rate in
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			conn, err := newWireConn(baseURL, apiKey)
+			if err != nil {
+				firstErr.CompareAndSwap(nil, err)
+				return
+			}
+			defer conn.Close()
+			var body []byte
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				if rate > 0 {
 					if _, ok := <-tokens; !ok {
@@ -129,16 +134,16 @@ func E2EWebhook(ctx context.Context, baseURL, apiKey string, sink *Sink, rate in
 					}
 				}
 				i := int(seq.Add(1))
-				body := fmt.Sprintf(`{"recipient":{"id":"user-%d","webhook_url":"%s/hook/%d"},"channels":["webhook"],`+
+				body = fmt.Appendf(body[:0], `{"recipient":{"id":"user-%d","webhook_url":"%s/hook/%d"},"channels":["webhook"],`+
 					`"content":{"subject":"Bench","body":"Message %d"},"priority":"normal"}`, i%5000, sink.URL, i%100, i)
 				t0 := time.Now()
-				code, resp, err := post(ctx, client, baseURL+"/v1/notifications", apiKey, body)
+				code, resp, err := conn.post(ctx, "/v1/notifications", body)
 				if err == nil && code != http.StatusAccepted {
 					err = fmt.Errorf("POST /v1/notifications: %d %s", code, resp)
 				}
 				var r struct{ ID string }
 				if err == nil {
-					err = json.Unmarshal([]byte(resp), &r)
+					err = json.Unmarshal(resp, &r)
 				}
 				if err != nil {
 					firstErr.CompareAndSwap(nil, err)
