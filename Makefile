@@ -32,6 +32,9 @@ run: build
 test:
 	$(GO) vet ./...
 	bash scripts/cassandra.sh run -- $(GO) test -race -count=1 -timeout 15m ./...
+# The suite reports a skipped test only as its package's "ok": say
+# whether the EventStoreDB contract suite ran or skipped.
+	@bash -o pipefail -c "$(GO) test -count=1 -run '^TestContract$$' -v ./infra/eventstore/esdb | grep -E '^ *(--- |ok|FAIL)|skipped'"
 
 ## cassandra: fetch and start the local test Cassandra, and leave it running
 cassandra:

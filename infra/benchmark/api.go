@@ -70,6 +70,10 @@ func appendNotificationBody(b []byte, i int) []byte {
 // reports throughput and latency of the answers (202 expected; any other
 // answer fails the workload).
 func Send(ctx context.Context, baseURL, apiKey string, concurrency int, duration time.Duration) (SendFigures, error) {
+	proto, err := newWireConn(baseURL, apiKey)
+	if err != nil {
+		return SendFigures{}, err
+	}
 	var (
 		seq      atomic.Int64
 		firstErr atomic.Value
@@ -82,11 +86,7 @@ func Send(ctx context.Context, baseURL, apiKey string, concurrency int, duration
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			conn, err := newWireConn(baseURL, apiKey)
-			if err != nil {
-				firstErr.CompareAndSwap(nil, err)
-				return
-			}
+			conn := proto.fresh()
 			defer conn.Close()
 			var req []byte
 			for time.Now().Before(deadline) && ctx.Err() == nil {
@@ -118,6 +118,10 @@ func Send(ctx context.Context, baseURL, apiKey string, concurrency int, duration
 // Batch posts requests of itemsPerRequest notifications from 2 workers
 // until total notifications were accepted.
 func Batch(ctx context.Context, baseURL, apiKey string, itemsPerRequest, total int) (BatchFigures, error) {
+	proto, err := newWireConn(baseURL, apiKey)
+	if err != nil {
+		return BatchFigures{}, err
+	}
 	const workers = 2
 	var (
 		seq      atomic.Int64
@@ -130,11 +134,7 @@ func Batch(ctx context.Context, baseURL, apiKey string, itemsPerRequest, total i
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			conn, err := newWireConn(baseURL, apiKey)
-			if err != nil {
-				firstErr.CompareAndSwap(nil, err)
-				return
-			}
+			conn := proto.fresh()
 			defer conn.Close()
 			var b []byte
 			for sent.Add(int64(itemsPerRequest)) <= int64(total) && ctx.Err() == nil {

@@ -81,6 +81,10 @@ func (s *Sink) arrival(id string) (time.Time, bool) {
 // deliveries per second (over the time from the first send to the last
 // arrival) and the send-to-arrival latency.
 func E2EWebhook(ctx context.Context, baseURL, apiKey string, sink *Sink, rate int, duration, wait time.Duration) (DeliveryFigures, error) {
+	proto, err := newWireConn(baseURL, apiKey)
+	if err != nil {
+		return DeliveryFigures{}, err
+	}
 	const workers = 64
 	type sent struct {
 		key string
@@ -120,11 +124,7 @@ func E2EWebhook(ctx context.Context, baseURL, apiKey string, sink *Sink, rate in
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			conn, err := newWireConn(baseURL, apiKey)
-			if err != nil {
-				firstErr.CompareAndSwap(nil, err)
-				return
-			}
+			conn := proto.fresh()
 			defer conn.Close()
 			var body []byte
 			for time.Now().Before(deadline) && ctx.Err() == nil {

@@ -50,6 +50,12 @@ func newWireConn(baseURL, apiKey string) (*wireConn, error) {
 	return &wireConn{host: u.Host, apiKey: apiKey, timeout: 30 * time.Second}, nil
 }
 
+// fresh returns a connection to the same server, not yet dialled, for
+// another worker.
+func (w *wireConn) fresh() *wireConn {
+	return &wireConn{host: w.host, apiKey: w.apiKey, timeout: w.timeout}
+}
+
 // Close closes the connection, if one is open.
 func (w *wireConn) Close() {
 	if w.conn != nil {
