@@ -32,9 +32,10 @@ run: build
 test:
 	$(GO) vet ./...
 	bash scripts/cassandra.sh run -- $(GO) test -race -count=1 -timeout 15m ./...
-# The suite reports a skipped test only as its package's "ok": say
-# whether the EventStoreDB contract suite ran or skipped.
-	@bash -o pipefail -c "$(GO) test -count=1 -run '^TestContract$$' -v ./infra/eventstore/esdb | grep -E '^ *(--- |ok|FAIL)|skipped'"
+# The suite reports a skipped test only as its package's "ok": without a
+# server, say that the EventStoreDB contract suite skipped (with one, the
+# suite above ran it).
+	@if [ -z "$$HERALD_ESDB_URL" ]; then bash -o pipefail -c "$(GO) test -count=1 -run '^TestContract$$' -v ./infra/eventstore/esdb | grep -E '^ *(--- |ok|FAIL)|skipped'"; fi
 
 ## cassandra: fetch and start the local test Cassandra, and leave it running
 cassandra:

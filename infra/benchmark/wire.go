@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -30,14 +31,16 @@ import (
 // Expect), no trailers that matter, and a connection that the server closes
 // ("Connection: close") is dialled again for the next request.
 type wireConn struct {
-	host    string // host:port
-	apiKey  string
-	timeout time.Duration
-	conn    net.Conn
-	br      *bufio.Reader
-	req     []byte
-	body    []byte
+	host   string // host:port
+	apiKey string
+	conn   net.Conn
+	br     *bufio.Reader
+	req    []byte
+	body   []byte
 }
+
+// wireTimeout bounds each request, from its write to the end of its answer.
+const wireTimeout = 30 * time.Second
 
 func newWireConn(baseURL, apiKey string) (*wireConn, error) {
 	u, err := url.Parse(baseURL)
@@ -47,13 +50,13 @@ func newWireConn(baseURL, apiKey string) (*wireConn, error) {
 	if u.Scheme != "http" || u.Host == "" {
 		return nil, fmt.Errorf("load generator: %q is not an http://host:port URL", baseURL)
 	}
-	return &wireConn{host: u.Host, apiKey: apiKey, timeout: 30 * time.Second}, nil
+	return &wireConn{host: u.Host, apiKey: apiKey}, nil
 }
 
 // fresh returns a connection to the same server, not yet dialled, for
 // another worker.
 func (w *wireConn) fresh() *wireConn {
-	return &wireConn{host: w.host, apiKey: w.apiKey, timeout: w.timeout}
+	return &wireConn{host: w.host, apiKey: w.apiKey}
 }
 
 // Close closes the connection, if one is open.
@@ -87,7 +90,7 @@ func (w *wireConn) post(ctx context.Context, path string, body []byte) (int, []b
 	w.req = strconv.AppendInt(w.req, int64(len(body)), 10)
 	w.req = append(w.req, "\r\n\r\n"...)
 	w.req = append(w.req, body...)
-	if err := w.conn.SetDeadline(time.Now().Add(w.timeout)); err != nil {
+	if err := w.conn.SetDeadline(time.Now().Add(wireTimeout)); err != nil {
 		w.Close()
 		return 0, nil, err
 	}
@@ -155,7 +158,7 @@ func (w *wireConn) readAnswer() (code int, keep bool, err error) {
 	case chunked:
 		err = w.readChunked()
 	case length >= 0:
-		w.body = growTo(w.body, length)
+		w.body = slices.Grow(w.body, length)[:length]
 		_, err = io.ReadFull(w.br, w.body)
 	case code == 204 || code == 304:
 	default: // no length: the body runs to the end of the connection
@@ -190,7 +193,7 @@ func (w *wireConn) readChunked() error {
 			}
 		}
 		start := len(w.body)
-		w.body = growTo(w.body, start+int(n))
+		w.body = slices.Grow(w.body, int(n))[:start+int(n)]
 		if _, err := io.ReadFull(w.br, w.body[start:]); err != nil {
 			return err
 		}
@@ -203,14 +206,4 @@ func (w *wireConn) readChunked() error {
 		}
 		w.br.Discard(2)
 	}
-}
-
-// growTo returns b resized to n bytes, keeping its contents.
-func growTo(b []byte, n int) []byte {
-	if cap(b) < n {
-		nb := make([]byte, n, n+n/4)
-		copy(nb, b)
-		return nb
-	}
-	return b[:n]
 }

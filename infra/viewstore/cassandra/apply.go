@@ -339,9 +339,9 @@ func (w *writer) notifications(changes []change) (rows, states []stmt, err error
 // filter means no filter), and every row without a batch or a category
 // would otherwise add a term to that index's memtable (the index
 // memtables were the largest cost of a rebuild in Cassandra's own
-// profile). Unset, not null: a null
-// would write a tombstone. These columns never change after the request,
-// so an unset never hides a value that should have gone away.
+// profile). Unset, not null: a null would write a tombstone. These columns
+// never change after the request, so an unset never hides a value that
+// should have gone away.
 func indexed(v string) any {
 	if v == "" {
 		return gocql.UnsetValue
