@@ -76,6 +76,20 @@ func startRunner(t *testing.T, r *projections.Runner) (stop func()) {
 }
 
 // eventually polls cond until it holds or the deadline passes.
+// startRebuild starts a background rebuild of projection on r, which
+// startRunner has started: until Run has begun, StartRebuild answers
+// ErrNotRunning (seen under a loaded make test), so that is retried.
+func startRebuild(t *testing.T, r *projections.Runner, projection string) {
+	t.Helper()
+	eventually(t, "Run to begin", func() bool {
+		err := r.StartRebuild(projection)
+		if err != nil && !errors.Is(err, projections.ErrNotRunning) {
+			t.Fatalf("StartRebuild(%s): %v", projection, err)
+		}
+		return err == nil
+	})
+}
+
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
@@ -365,9 +379,7 @@ func TestRebuildErrors(t *testing.T) {
 		t.Fatal("NewRunner accepted a nil log")
 	}
 	appendStreams(t, log, viewstoretest.Scenario()...)
-	if err := r.StartRebuild(projections.ProjectionInbox); err != nil {
-		t.Fatal(err)
-	}
+	startRebuild(t, r, projections.ProjectionInbox)
 
 	eventually(t, "background rebuild done", func() bool {
 		st, _ := r.Status(context.Background())
@@ -469,9 +481,7 @@ func TestOneRebuildAtATime(t *testing.T) {
 	r := newRunner(t, log, gated)
 	startRunner(t, r)
 	appendStreams(t, log, viewstoretest.Scenario()...)
-	if err := r.StartRebuild(projections.ProjectionAnalytics); err != nil {
-		t.Fatal(err)
-	}
+	startRebuild(t, r, projections.ProjectionAnalytics)
 	if err := r.StartRebuild(projections.ProjectionAnalytics); !errors.Is(err, projections.ErrRebuildInProgress) {
 		t.Fatalf("second StartRebuild: %v, want ErrRebuildInProgress", err)
 	}
