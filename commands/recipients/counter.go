@@ -2,12 +2,13 @@ package recipients
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	fastjson "github.com/segmentio/encoding/json" // as domain's event codec
 
 	"herald/domain"
 	"herald/infra/eventstore"
@@ -246,7 +247,7 @@ func (c *SendCounter) apply(recs []eventstore.RecordedEvent) {
 					Category string `json:"category"`
 				} `json:"request"`
 			}
-			if err := json.Unmarshal(rec.Data, &r); err != nil {
+			if err := fastjson.Unmarshal(rec.Data, &r); err != nil {
 				c.undecoded++
 				continue
 			}
@@ -266,7 +267,7 @@ func (c *SendCounter) apply(recs []eventstore.RecordedEvent) {
 			var ev struct {
 				PlannedAt time.Time `json:"planned_at"`
 			}
-			if err := json.Unmarshal(rec.Data, &ev); err != nil {
+			if err := fastjson.Unmarshal(rec.Data, &ev); err != nil {
 				c.undecoded++
 				continue
 			}
