@@ -2,9 +2,10 @@ package projections
 
 import (
 	"context"
-	"encoding/json"
 	"sync"
 	"time"
+
+	fastjson "github.com/segmentio/encoding/json" // see domain/codec.go
 
 	"herald/domain"
 	"herald/infra/eventstore"
@@ -142,7 +143,7 @@ type Fold struct {
 // however many projections store it.
 func (f *Fold) SnapshotJSON() (string, error) {
 	f.once.Do(func() {
-		b, err := json.Marshal(f.After.Snapshot())
+		b, err := fastjson.Marshal(f.After.Snapshot())
 		f.snap, f.err = string(b), err
 	})
 	return f.snap, f.err

@@ -1,10 +1,11 @@
 package readapi
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+
+	fastjson "github.com/segmentio/encoding/json" // see domain/codec.go
 
 	"herald/domain"
 	"herald/infra/eventstore"
@@ -111,7 +112,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeJSONAs(w http.ResponseWriter, contentType string, status int, v any) {
-	body, err := json.Marshal(v)
+	body, err := fastjson.Marshal(v)
 	if err != nil {
 		contentType, status = "application/problem+json", http.StatusInternalServerError
 		body = []byte(`{"type":"` + ProblemInternal.URI() + `","title":"Internal error","status":500}`)

@@ -6,8 +6,9 @@
 package problem
 
 import (
-	"encoding/json"
 	"net/http"
+
+	fastjson "github.com/segmentio/encoding/json" // see domain/codec.go
 )
 
 // Base prefixes every problem type URI; all command APIs use it, so a
@@ -43,7 +44,7 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func write(w http.ResponseWriter, contentType string, status int, v any) {
-	body, err := json.Marshal(v)
+	body, err := fastjson.Marshal(v)
 	if err != nil {
 		contentType, status = "application/problem+json", http.StatusInternalServerError
 		body = []byte(`{"type":"` + internal.URI() + `","title":"` + internal.Title + `","status":500}`)

@@ -2,7 +2,6 @@ package cassandra
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gocql/gocql"
+	fastjson "github.com/segmentio/encoding/json" // see domain/codec.go
 
 	"herald/domain"
 	"herald/infra/eventstore"
@@ -227,7 +227,7 @@ func (w *writer) loadStates(ctx context.Context, order []domain.NotificationID, 
 			return err
 		}
 		var snap domain.NotificationSnapshot
-		if err := json.Unmarshal([]byte(raw), &snap); err != nil {
+		if err := fastjson.Unmarshal([]byte(raw), &snap); err != nil {
 			return fmt.Errorf("decode state of %s: %w", missing[i], err)
 		}
 		loaded[i] = state{domain.RestoreNotification(snap), uint64(sv)}
@@ -243,7 +243,7 @@ func (w *writer) loadStates(ctx context.Context, order []domain.NotificationID, 
 }
 
 func snapshotJSON(n domain.Notification) (string, error) {
-	b, err := json.Marshal(n.Snapshot())
+	b, err := fastjson.Marshal(n.Snapshot())
 	return string(b), err
 }
 
@@ -315,11 +315,11 @@ func (w *writer) notifications(changes []change) (rows, states []stmt, err error
 			w.known[key] = true
 			rows = append(rows, stmt{"", dayCQL, []any{d}})
 		}
-		recipient, err := json.Marshal(req.Recipient)
+		recipient, err := fastjson.Marshal(req.Recipient)
 		if err != nil {
 			return nil, nil, err
 		}
-		deliveries, err := json.Marshal(deliveryViews(n))
+		deliveries, err := fastjson.Marshal(deliveryViews(n))
 		if err != nil {
 			return nil, nil, err
 		}

@@ -3,7 +3,6 @@ package cassandra
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gocql/gocql"
+	fastjson "github.com/segmentio/encoding/json" // see domain/codec.go
 
 	"herald/domain"
 	"herald/projections"
@@ -52,11 +52,11 @@ func (v *Views) Notification(ctx context.Context, id domain.NotificationID) (pro
 	d.ID, d.Status, d.Priority = id, domain.NotificationStatus(status), domain.Priority(prio)
 	d.Channels = toChannels(channels)
 	d.CreatedAt, d.UpdatedAt = fromNanos(created), fromNanos(updated)
-	if err := json.Unmarshal([]byte(recipient), &d.Recipient); err != nil {
+	if err := fastjson.Unmarshal([]byte(recipient), &d.Recipient); err != nil {
 		return projections.NotificationDetail{}, fmt.Errorf("read notification %s: %w", id, err)
 	}
 	d.Deliveries = []projections.DeliveryView{}
-	if err := json.Unmarshal([]byte(deliveries), &d.Deliveries); err != nil {
+	if err := fastjson.Unmarshal([]byte(deliveries), &d.Deliveries); err != nil {
 		return projections.NotificationDetail{}, fmt.Errorf("read notification %s: %w", id, err)
 	}
 	return d, nil

@@ -3,10 +3,11 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
+
+	fastjson "github.com/segmentio/encoding/json" // see domain/codec.go
 
 	"herald/domain"
 	"herald/infra/eventstore"
@@ -232,7 +233,7 @@ func (a *applier) load(changes []change, need []int, stateQuery string) error {
 				return err
 			}
 			var s domain.NotificationSnapshot
-			if err := json.Unmarshal([]byte(raw), &s); err != nil {
+			if err := fastjson.Unmarshal([]byte(raw), &s); err != nil {
 				rows.Close()
 				return fmt.Errorf("decode snapshot of %s: %w", id, err)
 			}
@@ -349,7 +350,7 @@ func (a *applier) notifications(changes []change) error {
 		// keeps it), so it is encoded only for a new row.
 		var recipient []byte
 		if !c.before.Exists() {
-			if recipient, err = json.Marshal(req.Recipient); err != nil {
+			if recipient, err = fastjson.Marshal(req.Recipient); err != nil {
 				return err
 			}
 		}

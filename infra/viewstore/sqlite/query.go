@@ -3,12 +3,13 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	fastjson "github.com/segmentio/encoding/json" // see domain/codec.go
 
 	"herald/domain"
 	"herald/infra/eventstore"
@@ -63,7 +64,7 @@ func (v *Views) Notification(ctx context.Context, id domain.NotificationID) (pro
 		return projections.NotificationDetail{}, fmt.Errorf("read notification %s: %w", id, err)
 	}
 	d := projections.NotificationDetail{NotificationSummary: s, Deliveries: []projections.DeliveryView{}}
-	if err := json.Unmarshal([]byte(recipient), &d.Recipient); err != nil {
+	if err := fastjson.Unmarshal([]byte(recipient), &d.Recipient); err != nil {
 		return projections.NotificationDetail{}, fmt.Errorf("read notification %s: %w", id, err)
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT delivery_id, channel, address, status, attempts, last_error,

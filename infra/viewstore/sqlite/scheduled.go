@@ -3,9 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"time"
+
+	fastjson "github.com/segmentio/encoding/json" // see domain/codec.go
 
 	"herald/domain"
 	"herald/infra/eventstore"
@@ -37,7 +38,7 @@ func (v *Views) ScheduledNotifications(ctx context.Context, fn func(id domain.No
 			return 0, fmt.Errorf("read scheduled notifications: %w", err)
 		}
 		var s domain.NotificationSnapshot
-		if err := json.Unmarshal([]byte(snap), &s); err != nil {
+		if err := fastjson.Unmarshal([]byte(snap), &s); err != nil {
 			return 0, fmt.Errorf("read scheduled notification %s: %w", id, err)
 		}
 		due := domain.RestoreNotification(s).ReleaseAt()
