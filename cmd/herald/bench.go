@@ -55,11 +55,11 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	suites := fs.Args()
 	if len(suites) == 0 {
-		suites = []string{"eventstore", "api", "projection", "delivery", "fanout"}
+		suites = []string{"eventstore", "api", "projection", "projection_cassandra", "delivery", "fanout"}
 	}
 	for _, s := range suites {
-		if !slices.Contains([]string{"eventstore", "api", "projection", "delivery", "fanout"}, s) {
-			return fmt.Errorf("bench: unknown suite %q (want eventstore, api, projection, delivery or fanout)", s)
+		if !slices.Contains([]string{"eventstore", "api", "projection", "projection_cassandra", "delivery", "fanout"}, s) {
+			return fmt.Errorf("bench: unknown suite %q (want eventstore, api, projection, projection_cassandra, delivery or fanout)", s)
 		}
 	}
 	if *runs < 1 || *events < 64 {
@@ -82,9 +82,8 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			err = benchAPI(ctx, *dir, *runs, time.Duration(*seconds)*time.Second, stdout, stderr)
 		case "projection":
 			err = benchProjection(ctx, *dir, *runs, stdout, stderr)
-			if err == nil {
-				err = benchProjectionCassandra(ctx, *dir, *runs, stdout, stderr)
-			}
+		case "projection_cassandra":
+			err = benchProjectionCassandra(ctx, *dir, *runs, stdout, stderr)
 		case "fanout":
 			err = benchFanOut(ctx, *dir, *runs, stdout, stderr)
 		case "delivery":
