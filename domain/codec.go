@@ -190,5 +190,18 @@ func decodeAs[T Event](data []byte) (Event, error) {
 	if len(rest) > 0 {
 		return nil, errors.New("trailing data after event object")
 	}
+	if r, ok := any(&v).(interface{ rightSize() }); ok {
+		r.rightSize()
+	}
 	return v, nil
+}
+
+// rightSize gives the request's maps their own size: the decoder makes
+// each with room for 64 entries (see sizedCopy), and decoded events are
+// held in page caches and state caches by the thousand.
+func (e *NotificationRequested) rightSize() {
+	e.Request.Metadata = sizedCopy(e.Request.Metadata)
+	if e.Request.Template != nil {
+		e.Request.Template.Vars = sizedCopy(e.Request.Template.Vars)
+	}
 }

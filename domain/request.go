@@ -155,14 +155,14 @@ func (r NotificationRequest) Normalized() NotificationRequest {
 func (r NotificationRequest) clone() NotificationRequest {
 	n := r
 	n.Channels = slices.Clone(r.Channels)
-	n.Metadata = maps.Clone(r.Metadata)
+	n.Metadata = sizedCopy(r.Metadata)
 	if r.Content != nil {
 		c := *r.Content
 		n.Content = &c
 	}
 	if r.Template != nil {
 		t := *r.Template
-		t.Vars = maps.Clone(r.Template.Vars)
+		t.Vars = sizedCopy(r.Template.Vars)
 		n.Template = &t
 	}
 	if r.ScheduledAt != nil {
@@ -174,6 +174,22 @@ func (r NotificationRequest) clone() NotificationRequest {
 		n.ExpiresAt = &t
 	}
 	return n
+}
+
+// sizedCopy copies m into a map of its own size (nil stays nil).
+// maps.Clone keeps the capacity of the original, and the JSON decoder
+// (codec.go) makes every map[string]string and map[string]any it fills
+// with room for 64 entries: cloning such a map of two metadata entries
+// copied all 64 slots, 17% of the CPU of a send in a profile.
+func sizedCopy[M ~map[K]V, K comparable, V any](m M) M {
+	if m == nil {
+		return nil
+	}
+	out := make(M, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }
 
 // sameRequest compares normalized requests through their JSON encoding:
