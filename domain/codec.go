@@ -13,7 +13,8 @@ import (
 // Events are encoded and decoded with segmentio/encoding/json, a
 // reimplementation of encoding/json's rules (same struct tags, same
 // Marshaler and Unmarshaler methods, json.Number, sorted map keys; its
-// error types are encoding/json's) that does not reflect over every value.
+// error types are encoding/json's) that builds a codec once per type
+// instead of walking every value with reflection.
 // The log is written once and read by every projection, follower and
 // replay: decoding a NotificationRequested took 13 µs with encoding/json's
 // Decoder and 4.7 µs with this package. The golden files in

@@ -87,8 +87,8 @@ func Read(w http.ResponseWriter, r *http.Request, v any, o Options) error {
 // fields.
 //
 // A body that decodes is decoded by segmentio/encoding/json (as domain's
-// event codec), which took the request decoding of a send from about a
-// tenth of its CPU to a third of that. A body that does not is decoded
+// event codec): in profiles of the api benchmarks, decoding bodies went
+// from 7% of the CPU to under 4%. A body that does not is decoded
 // again, into a fresh value, by encoding/json, whose errors name the field
 // and the byte offset the problems report; so a bad body answers exactly
 // as it did. The fuzz test holds the two to the same verdict and value.
