@@ -53,10 +53,10 @@ func MarshalEvent(e Event) (eventType string, data []byte, err error) {
 	if len(body) < 2 || body[0] != '{' {
 		return "", nil, fmt.Errorf("marshal event %q: encoded as %.20q, not an object", eventType, body)
 	}
-	if len(body) == 2 { // {}: no fields of its own
-		return eventType, append(prefix[:len(prefix)-1:len(prefix)-1], '}'), nil
-	}
 	copy(buf, prefix)
+	if len(body) == 2 { // {}: no fields of its own
+		buf = append(buf[:len(prefix)-1], '}')
+	}
 	return eventType, buf, nil
 }
 

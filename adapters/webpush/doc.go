@@ -38,7 +38,8 @@
 //
 // # Why not webpush-go
 //
-// github.com/SherClockHolmes/webpush-go v1.4.0 is in go.mod, but its source
+// github.com/SherClockHolmes/webpush-go v1.4.0 was the library to use (it
+// stood in go.mod, unimported, until go mod tidy dropped it), but its source
 // shows it does not fit: it ignores Options.VapidExpiration (exp is always
 // now+12h), prefixes "mailto:" to any subject not starting with "https:" (so
 // "mailto:ops@example.com" becomes "mailto:mailto:ops@example.com"), pads

@@ -31,6 +31,9 @@ import (
 // same process, sharing the cores). Each case runs --runs times on fresh
 // data; the line printed is the run with the median throughput, the others
 // go to stderr.
+// benchSuites are the suites bench knows, in the order it runs them all.
+var benchSuites = []string{"eventstore", "api", "projection", "projection_cassandra", "delivery", "fanout"}
+
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -55,11 +58,11 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	suites := fs.Args()
 	if len(suites) == 0 {
-		suites = []string{"eventstore", "api", "projection", "projection_cassandra", "delivery", "fanout"}
+		suites = benchSuites
 	}
 	for _, s := range suites {
-		if !slices.Contains([]string{"eventstore", "api", "projection", "projection_cassandra", "delivery", "fanout"}, s) {
-			return fmt.Errorf("bench: unknown suite %q (want eventstore, api, projection, projection_cassandra, delivery or fanout)", s)
+		if !slices.Contains(benchSuites, s) {
+			return fmt.Errorf("bench: unknown suite %q (want one of %s)", s, strings.Join(benchSuites, ", "))
 		}
 	}
 	if *runs < 1 || *events < 64 {

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	fastjson "github.com/segmentio/encoding/json" // as domain's event codec
+	fastjson "github.com/segmentio/encoding/json" // see domain/codec.go
 
 	"herald/domain"
 	"herald/infra/eventstore"

@@ -40,8 +40,9 @@ func (f InAppFigures) String() string {
 // AppendMany of requests and plans, then one of attempts and successes,
 // as the dispatcher would, from inAppProducers goroutines at once — and
 // reports the messages per second the clients received and the latency
-// from just before the success's append to its receipt. At most four chunks are unreceived at a time, so the
-// latency is the pipeline's, not a queue growing for the whole run.
+// from just before the success's append to its receipt. At most four
+// chunks are unreceived at a time, so the latency is the pipeline's, not a
+// queue growing for the whole run.
 func InAppPush(ctx context.Context, log eventstore.Store, clients int, duration time.Duration) (InAppFigures, error) {
 	const chunk, window = 250, 4 * 250
 	ctx, cancel := context.WithCancel(ctx)
