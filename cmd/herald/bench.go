@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -257,7 +258,15 @@ func benchProjection(ctx context.Context, dir string, runs int, stdout, stderr i
 	}
 	defer events.Close()
 	eps, err := measureRebuilds(ctx, events, head, runs, "projection_rebuild", stderr, func(r int) (projections.Store, func() error, error) {
-		v, err := viewsqlite.Open(ctx, filepath.Join(dir, fmt.Sprintf("projection-views-%d.db", r)), viewsqlite.Options{})
+		// Fresh views each run: a file left in dir by an earlier bench
+		// would already be caught up, and time nothing.
+		path := filepath.Join(dir, fmt.Sprintf("projection-views-%d.db", r))
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			if err := os.Remove(path + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, nil, err
+			}
+		}
+		v, err := viewsqlite.Open(ctx, path, viewsqlite.Options{})
 		if err != nil {
 			return nil, nil, err
 		}
