@@ -8,12 +8,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	_ "github.com/mattn/go-sqlite3" // cgo SQLite driver, as the event log uses
 
 	"herald/domain"
 	"herald/infra/eventstore"
@@ -46,6 +45,7 @@ func (o *Options) setDefaults() {
 type Views struct {
 	writeDB     *sql.DB
 	readDB      *sql.DB
+	ckpt        *checkpointer
 	leasesReady atomic.Bool // the leases table exists (lease.go)
 	// states holds, per projection (and per shadow), the notification
 	// states it computed last with the stream version each was folded up
@@ -82,11 +82,11 @@ func (v *Views) dropStates(projection string) {
 	v.statesMu.Unlock()
 }
 
-func dsn(path string, readOnly bool) string {
+func dsn(path string, readOnly bool, busy time.Duration) string {
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "NORMAL")
-	q.Set("_busy_timeout", "10000")
+	q.Set("_busy_timeout", strconv.FormatInt(busy.Milliseconds(), 10))
 	q.Set("_cache_size", "-65536")
 	// Each connection keeps its prepared statements across transactions:
 	// the projectors run the same few dozen statements in every Apply, and
@@ -112,7 +112,7 @@ func Open(ctx context.Context, path string, opts Options) (*Views, error) {
 			return nil, fmt.Errorf("open view store: %w", err)
 		}
 	}
-	writeDB, err := sql.Open("sqlite3", dsn(path, false))
+	writeDB, err := sql.Open(viewsDriver, dsn(path, false, busyTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("open view store: %w", err)
 	}
@@ -127,7 +127,7 @@ func Open(ctx context.Context, path string, opts Options) (*Views, error) {
 	}
 	// The read pool opens after the schema exists, so no reader ever runs
 	// against a file without tables.
-	readDB, err := sql.Open("sqlite3", dsn(path, true))
+	readDB, err := sql.Open(viewsDriver, dsn(path, true, busyTimeout))
 	if err != nil {
 		writeDB.Close()
 		return nil, fmt.Errorf("open view store: %w", err)
@@ -135,12 +135,18 @@ func Open(ctx context.Context, path string, opts Options) (*Views, error) {
 	readDB.SetMaxOpenConns(opts.ReadConns)
 	readDB.SetMaxIdleConns(opts.ReadConns)
 	v.readDB = readDB
+	if v.ckpt, err = startCheckpointer(path, writeDB, checkpointEvery, restartFrames); err != nil {
+		return nil, errors.Join(fmt.Errorf("open view store: %w", err), readDB.Close(), writeDB.Close())
+	}
 	return v, nil
 }
 
+// busyTimeout is how long a connection waits for a lock another holds.
+const busyTimeout = 10 * time.Second
+
 // Close releases the store's connections.
 func (v *Views) Close() error {
-	return errors.Join(v.readDB.Close(), v.writeDB.Close())
+	return errors.Join(v.ckpt.close(), v.readDB.Close(), v.writeDB.Close())
 }
 
 func (v *Views) migrate(ctx context.Context) error {
