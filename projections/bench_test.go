@@ -58,7 +58,7 @@ func benchmarkCatchUp(b *testing.B, names []string) {
 	head, _ := log.Head(ctx)
 	b.ResetTimer()
 	for i := range b.N {
-		views, err := viewsqlite.Open(ctx, filepath.Join(dir, fmt.Sprintf("views-%d.db", i)), viewsqlite.Options{})
+		views, err := viewsqlite.Open(ctx, filepath.Join(dir, fmt.Sprintf("views-%d.db", i)), viewsqlite.Options{History: log})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -86,7 +86,7 @@ func BenchmarkLiveLatency(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer log.Close()
-	views, err := viewsqlite.Open(ctx, filepath.Join(dir, "views.db"), viewsqlite.Options{})
+	views, err := viewsqlite.Open(ctx, filepath.Join(dir, "views.db"), viewsqlite.Options{History: log})
 	if err != nil {
 		b.Fatal(err)
 	}

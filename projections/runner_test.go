@@ -28,9 +28,9 @@ func openLog(t *testing.T) *eventsqlite.Store {
 	return s
 }
 
-func openViews(t *testing.T, path string) *viewsqlite.Views {
+func openViews(t *testing.T, path string, log eventstore.Store) *viewsqlite.Views {
 	t.Helper()
-	v, err := viewsqlite.Open(context.Background(), path, viewsqlite.Options{})
+	v, err := viewsqlite.Open(context.Background(), path, viewsqlite.Options{History: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func moreStreams(prefix string, n int, start time.Time) []viewstoretest.Stream {
 func TestRunnerFollowsTheLog(t *testing.T) {
 	t.Parallel()
 	log := openLog(t)
-	views := openViews(t, filepath.Join(t.TempDir(), "views.db"))
+	views := openViews(t, filepath.Join(t.TempDir(), "views.db"), log)
 	r := newRunner(t, log, views)
 
 	// Before Run: the status shows the whole log as lag.
@@ -196,7 +196,7 @@ func TestRunnerRestartsFromCheckpoint(t *testing.T) {
 	t.Parallel()
 	log := openLog(t)
 	path := filepath.Join(t.TempDir(), "views.db")
-	views, err := viewsqlite.Open(context.Background(), path, viewsqlite.Options{})
+	views, err := viewsqlite.Open(context.Background(), path, viewsqlite.Options{History: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,13 +213,13 @@ func TestRunnerRestartsFromCheckpoint(t *testing.T) {
 	// Appends while nothing projects, then a restart on the same file.
 	extra := moreStreams("x", 20, viewstoretest.Base.Add(5*time.Hour))
 	appendStreams(t, log, extra...)
-	views = openViews(t, path)
+	views = openViews(t, path, log)
 	r = newRunner(t, log, views)
 	startRunner(t, r)
 	eventually(t, "catch up after restart", func() bool { return caughtUp(t, r) })
 
 	// A store built from zero in one go must agree: nothing counted twice.
-	fresh := openViews(t, filepath.Join(t.TempDir(), "fresh.db"))
+	fresh := openViews(t, filepath.Join(t.TempDir(), "fresh.db"), log)
 	rf := newRunner(t, log, fresh)
 	startRunner(t, rf)
 	eventually(t, "fresh catch up", func() bool { return caughtUp(t, rf) })
@@ -238,7 +238,7 @@ func TestRunnerRestartsFromCheckpoint(t *testing.T) {
 func TestRebuildWhileAppending(t *testing.T) {
 	t.Parallel()
 	log := openLog(t)
-	views := openViews(t, filepath.Join(t.TempDir(), "views.db"))
+	views := openViews(t, filepath.Join(t.TempDir(), "views.db"), log)
 	r := newRunner(t, log, views)
 	startRunner(t, r)
 
@@ -341,7 +341,7 @@ func TestRebuildWhileAppending(t *testing.T) {
 		return err == nil && caughtUp(t, r)
 	})
 
-	fresh := openViews(t, filepath.Join(t.TempDir(), "fresh.db"))
+	fresh := openViews(t, filepath.Join(t.TempDir(), "fresh.db"), log)
 	rf := newRunner(t, log, fresh)
 	startRunner(t, rf)
 	eventually(t, "fresh catch up", func() bool { return caughtUp(t, rf) })
@@ -360,7 +360,7 @@ func TestRebuildWhileAppending(t *testing.T) {
 func TestRebuildErrors(t *testing.T) {
 	t.Parallel()
 	log := openLog(t)
-	views := openViews(t, filepath.Join(t.TempDir(), "views.db"))
+	views := openViews(t, filepath.Join(t.TempDir(), "views.db"), log)
 	r := newRunner(t, log, views)
 	if err := r.StartRebuild(projections.ProjectionInbox); !errors.Is(err, projections.ErrNotRunning) {
 		t.Fatalf("StartRebuild before Run: %v, want ErrNotRunning", err)
@@ -413,7 +413,7 @@ func (f *flakyStore) Apply(ctx context.Context, projection string, evs []eventst
 func TestRunnerRetriesAFailingProjection(t *testing.T) {
 	t.Parallel()
 	log := openLog(t)
-	views := openViews(t, filepath.Join(t.TempDir(), "views.db"))
+	views := openViews(t, filepath.Join(t.TempDir(), "views.db"), log)
 	flaky := &flakyStore{Store: views, failures: 3}
 	r, err := projections.NewRunner(log, flaky, projections.RunnerOptions{RetryDelay: time.Millisecond, MaxRetryDelay: 5 * time.Millisecond})
 	if err != nil {
@@ -440,7 +440,7 @@ func TestRunnerRetriesAFailingProjection(t *testing.T) {
 func TestRunnerShowsAPersistentFailure(t *testing.T) {
 	t.Parallel()
 	log := openLog(t)
-	views := openViews(t, filepath.Join(t.TempDir(), "views.db"))
+	views := openViews(t, filepath.Join(t.TempDir(), "views.db"), log)
 	flaky := &flakyStore{Store: views, failures: 1 << 30}
 	r, err := projections.NewRunner(log, flaky, projections.RunnerOptions{RetryDelay: time.Millisecond, MaxRetryDelay: 2 * time.Millisecond})
 	if err != nil {
@@ -476,7 +476,7 @@ func (g *gatedStore) BeginRebuild(ctx context.Context, projection string) error 
 func TestOneRebuildAtATime(t *testing.T) {
 	t.Parallel()
 	log := openLog(t)
-	views := openViews(t, filepath.Join(t.TempDir(), "views.db"))
+	views := openViews(t, filepath.Join(t.TempDir(), "views.db"), log)
 	gated := &gatedStore{Store: views, gate: make(chan struct{})}
 	r := newRunner(t, log, gated)
 	startRunner(t, r)

@@ -41,7 +41,7 @@ func newFixture(t *testing.T, opt readapi.Options) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { log.Close() })
-	views, err := viewsqlite.Open(ctx, filepath.Join(dir, "views.db"), viewsqlite.Options{})
+	views, err := viewsqlite.Open(ctx, filepath.Join(dir, "views.db"), viewsqlite.Options{History: log})
 	if err != nil {
 		t.Fatal(err)
 	}

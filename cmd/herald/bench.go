@@ -266,7 +266,7 @@ func benchProjection(ctx context.Context, dir string, runs int, stdout, stderr i
 				return nil, nil, err
 			}
 		}
-		v, err := viewsqlite.Open(ctx, path, viewsqlite.Options{})
+		v, err := viewsqlite.Open(ctx, path, viewsqlite.Options{History: events})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -303,7 +303,7 @@ func benchProjectionCassandra(ctx context.Context, dir string, runs int, stdout,
 		if err := cassandra.Migrate(ctx, session, cassandra.MigrateOptions{Keyspace: ks}); err != nil {
 			return nil, nil, err
 		}
-		v, err := cassandra.Open(ctx, session, cassandra.Options{Keyspace: ks})
+		v, err := cassandra.Open(ctx, session, cassandra.Options{Keyspace: ks, History: events})
 		if err != nil {
 			return nil, nil, err
 		}

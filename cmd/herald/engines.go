@@ -48,10 +48,11 @@ func openEventStore(ctx context.Context, cfg config.Serve, log *slog.Logger) (ev
 	return s, nil
 }
 
-// openViews opens the view store cfg names; close releases it.
-func openViews(ctx context.Context, cfg config.Serve, log *slog.Logger) (views viewEngine, close func() error, err error) {
+// openViews opens the view store cfg names, folding the states it does not
+// hold from history (the event log); close releases it.
+func openViews(ctx context.Context, cfg config.Serve, history projections.History, log *slog.Logger) (views viewEngine, close func() error, err error) {
 	if path, ok := strings.CutPrefix(cfg.Views, "sqlite:"); ok {
-		v, err := viewsqlite.Open(ctx, path, viewsqlite.Options{})
+		v, err := viewsqlite.Open(ctx, path, viewsqlite.Options{History: history})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -74,7 +75,7 @@ func openViews(ctx context.Context, cfg config.Serve, log *slog.Logger) (views v
 			return nil, nil, err
 		}
 	}
-	v, err := cassandra.Open(ctx, session, cassandra.Options{Keyspace: keyspace})
+	v, err := cassandra.Open(ctx, session, cassandra.Options{Keyspace: keyspace, History: history})
 	if err != nil {
 		session.Close()
 		return nil, nil, err
@@ -101,6 +102,14 @@ func scheduledBacklog(v viewEngine) (scheduler.Backlog, error) {
 	return b, nil
 }
 
+// migrateOnly is the History of a view store opened to migrate its schema,
+// which applies no events.
+type migrateOnly struct{}
+
+func (migrateOnly) ReadStream(context.Context, string, uint64, int) ([]eventstore.RecordedEvent, error) {
+	return nil, errors.New("herald migrate applies no events")
+}
+
 // migrate creates or updates the configured view store's schema and exits.
 func migrate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	cfg, err := config.ParseServe(args, getenv)
@@ -109,7 +118,7 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	}
 	cfg.Migrate = true
 	log := newLogger(stderr, cfg.LogLevel)
-	_, closeViews, err := openViews(ctx, cfg, log)
+	_, closeViews, err := openViews(ctx, cfg, migrateOnly{}, log)
 	if err != nil {
 		return err
 	}

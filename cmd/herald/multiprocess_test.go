@@ -206,7 +206,7 @@ func rebuildSearch(t *testing.T, logPath string) map[string]string {
 		t.Fatal(err)
 	}
 	defer events.Close()
-	views, err := viewsqlite.Open(ctx, filepath.Join(t.TempDir(), "fresh.db"), viewsqlite.Options{})
+	views, err := viewsqlite.Open(ctx, filepath.Join(t.TempDir(), "fresh.db"), viewsqlite.Options{History: events})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,7 +85,7 @@ func runRoles(ctx context.Context, roles role, args []string, stdout, stderr io.
 	}
 	m := metrics.New()
 	events := m.InstrumentStore(raw)
-	views, closeViews, err := openViews(ctx, cfg, log)
+	views, closeViews, err := openViews(ctx, cfg, events, log)
 	if err != nil {
 		return errors.Join(err, raw.Close())
 	}

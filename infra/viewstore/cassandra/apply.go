@@ -166,9 +166,12 @@ func (w *writer) project(ctx context.Context, order []domain.NotificationID, ste
 	if err != nil {
 		return err
 	}
-	// View rows first, states second: a state is only ever stored once the
-	// rows it implies are, so a retry from an older state rewrites them and
-	// a retry from the newer state has nothing left to write.
+	// View rows first, states second (only the notifications projection
+	// stores states, in its status rows): a state is only ever stored once
+	// the rows it implies are, so a retry from an older state rewrites
+	// them and a retry from the newer state has nothing left to write. The
+	// other projections fold theirs from the log up to their checkpoint,
+	// and re-apply what follows it.
 	if err := execAll(ctx, w.v.s, w.v.opts.Concurrency, rows); err != nil {
 		return err
 	}
@@ -184,11 +187,13 @@ func (w *writer) project(ctx context.Context, order []domain.NotificationID, ste
 	return nil
 }
 
-// loadStates returns the stored state of every notification of the batch.
-// It reads only what it must: a cached state is what this writer last
-// stored, and a notification whose first event (version 1) is in the batch
-// has no earlier state (after a crash its stored state, if any, came from
-// the same events, so starting afresh yields it again).
+// loadStates returns the state of every notification of the batch before
+// it: the notifications projection's stored one, or for the others the
+// stream folded from the log. It reads only what it must: a cached state is
+// what this writer last computed, and a notification whose first event
+// (version 1) is in the batch has no earlier state (after a crash its
+// stored state, if any, came from the same events, so starting afresh
+// yields it again).
 func (w *writer) loadStates(ctx context.Context, order []domain.NotificationID, steps map[domain.NotificationID][]step) (map[domain.NotificationID]state, error) {
 	out := make(map[domain.NotificationID]state, len(order))
 	var missing []domain.NotificationID
@@ -206,16 +211,26 @@ func (w *writer) loadStates(ctx context.Context, order []domain.NotificationID, 
 	if len(missing) == 0 {
 		return out, nil
 	}
-	var cql string
-	switch w.projection {
-	case projections.ProjectionNotifications:
-		cql = `SELECT stream_version, snapshot FROM ` + w.t["notifications"] + ` WHERE id = ?`
-	case projections.ProjectionInbox:
-		cql = `SELECT stream_version, snapshot FROM ` + w.t["inbox_state"] + ` WHERE notification_id = ?`
-	default:
-		cql = `SELECT stream_version, snapshot FROM ` + w.t["analytics_state"] + ` WHERE notification_id = ?`
-	}
 	loaded := make([]state, len(missing))
+	if w.projection != projections.ProjectionNotifications {
+		// The inbox and analytics projections store no states: the
+		// state before the batch is the stream folded from the log up
+		// to the version before the batch's first event of it.
+		err := parallel(ctx, w.v.opts.Concurrency, len(missing), func(ctx context.Context, i int) error {
+			sv := steps[missing[i]][0].rec.Version - 1
+			n, err := projections.FoldHistory(ctx, w.v.opts.History, missing[i], sv)
+			loaded[i] = state{n, sv}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for i, id := range missing {
+			out[id] = loaded[i]
+		}
+		return out, nil
+	}
+	cql := `SELECT stream_version, snapshot FROM ` + w.t["notifications"] + ` WHERE id = ?`
 	err := parallel(ctx, w.v.opts.Concurrency, len(missing), func(ctx context.Context, i int) error {
 		var sv int64
 		var raw string
@@ -417,15 +432,6 @@ func (w *writer) workRows(c change) []stmt {
 // in-app write happened (the adapter records delivered, or sent).
 func inInbox(s domain.DeliveryStatus) bool { return s.Succeeded() }
 
-func (w *writer) stateStmt(table string, c change) (stmt, error) {
-	snap, err := snapshotJSON(c.after.n)
-	if err != nil {
-		return stmt{}, err
-	}
-	return stmt{"", `INSERT INTO ` + w.t[table] + ` (notification_id, stream_version, snapshot) VALUES (?, ?, ?)`,
-		[]any{string(c.id), int64(c.after.sv), snap}}, nil
-}
-
 // inbox writes an item when its delivery's status changed in the batch:
 // into inbox_items while shown, into inbox_unread while shown and not
 // read, and deletes it from each where it no longer belongs. updated_at is
@@ -438,11 +444,6 @@ func (w *writer) inbox(changes []change) (rows, states []stmt, err error) {
 	deleteItem := `DELETE FROM ` + w.t["inbox_items"] + ` WHERE recipient_id = ? AND created_at = ? AND item_key = ?`
 	deleteUnread := `DELETE FROM ` + w.t["inbox_unread"] + ` WHERE recipient_id = ? AND created_at = ? AND item_key = ?`
 	for _, c := range changes {
-		st, err := w.stateStmt("inbox_state", c)
-		if err != nil {
-			return nil, nil, err
-		}
-		states = append(states, st)
 		n := c.after.n
 		req := n.Request()
 		rid := req.Recipient.ID
@@ -620,11 +621,6 @@ func (w *writer) analytics(ctx context.Context, changes []change) (rows, states 
 				}
 			}
 		}
-		st, err := w.stateStmt("analytics_state", c)
-		if err != nil {
-			return nil, nil, err
-		}
-		states = append(states, st)
 	}
 	if err := w.loadAggs(ctx, keys); err != nil {
 		return nil, nil, err

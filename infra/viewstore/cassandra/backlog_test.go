@@ -5,10 +5,11 @@ import (
 
 	"herald/infra/viewstore/cassandra"
 	"herald/infra/viewstore/viewstoretest"
+	"herald/projections"
 )
 
 func TestBacklogContract(t *testing.T) {
-	viewstoretest.RunBacklog(t, func(t *testing.T) viewstoretest.BacklogViews {
-		return newViews(t, cassandra.Options{})
+	viewstoretest.RunBacklog(t, func(t *testing.T, h projections.History) viewstoretest.BacklogViews {
+		return newViews(t, cassandra.Options{History: h})
 	})
 }

@@ -96,15 +96,37 @@ func newKeyspace(t testing.TB, opts cassandra.Options) (*cassandra.Views, string
 }
 
 func TestContract(t *testing.T) {
-	testSession(t)
-	viewstoretest.Run(t, func(t *testing.T) viewstoretest.Views { return newViews(t, cassandra.Options{}) })
+	s := testSession(t)
+	var mu sync.Mutex
+	keyspaceOf := map[viewstoretest.Views]string{}
+	viewstoretest.Run(t, func(t *testing.T, h projections.History) viewstoretest.Views {
+		v, ks := newKeyspace(t, cassandra.Options{History: h})
+		mu.Lock()
+		keyspaceOf[v] = ks
+		mu.Unlock()
+		return v
+	}, func(t *testing.T, v viewstoretest.Views, h projections.History) viewstoretest.Views {
+		// A process restarting on the same keyspace: a new store with
+		// nothing in memory (Views holds no connections of its own).
+		mu.Lock()
+		ks := keyspaceOf[v]
+		mu.Unlock()
+		w, err := cassandra.Open(context.Background(), s, cassandra.Options{Keyspace: ks, History: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		keyspaceOf[w] = ks
+		mu.Unlock()
+		return w
+	})
 }
 
 func TestMigrate(t *testing.T) {
 	s := testSession(t)
 	ctx := context.Background()
-	v, ks := newKeyspace(t, cassandra.Options{})
 	var rec viewstoretest.Recorder
+	v, ks := newKeyspace(t, cassandra.Options{History: &rec})
 	viewstoretest.ApplyAll(t, v, rec.RecordAll(viewstoretest.Scenario()...))
 
 	// Re-running Migrate on a migrated keyspace changes nothing.
@@ -114,7 +136,7 @@ func TestMigrate(t *testing.T) {
 	if d, err := v.Notification(ctx, viewstoretest.N1); err != nil || d.Status != domain.StatusDelivered {
 		t.Fatalf("n-1 after second migrate = %+v, %v", d, err)
 	}
-	if _, err := cassandra.Open(ctx, s, cassandra.Options{Keyspace: "herald_never_migrated"}); !errors.Is(err, cassandra.ErrSchemaVersion) {
+	if _, err := cassandra.Open(ctx, s, cassandra.Options{Keyspace: "herald_never_migrated", History: &rec}); !errors.Is(err, cassandra.ErrSchemaVersion) {
 		t.Fatalf("open of an unmigrated keyspace: %v, want ErrSchemaVersion", err)
 	}
 	bad := cassandra.MigrateOptions{Keyspace: "Bad-Name", ReplicationClass: "NetworkTopologyStrategy"}
@@ -126,8 +148,9 @@ func TestMigrate(t *testing.T) {
 // BenchmarkRebuild measures Apply throughput the way a rebuild drives it:
 // a fresh generation filled from position 0 in pages of BatchSize.
 func BenchmarkRebuild(b *testing.B) {
-	v := newViews(b, cassandra.Options{})
-	events := benchEvents(10_000)
+	var rec viewstoretest.Recorder
+	events := benchEvents(&rec, 10_000)
+	v := newViews(b, cassandra.Options{History: &rec})
 	ctx := context.Background()
 	for _, p := range projections.Names() {
 		b.Run(p, func(b *testing.B) {
@@ -153,10 +176,9 @@ func BenchmarkRebuild(b *testing.B) {
 // benchEvents returns the log of n notifications (4 events each, on four
 // channels, 1,000 recipients, 10 ms apart), interleaved in rounds of 100
 // notifications as concurrent sends would append them.
-func benchEvents(n int) []eventstore.RecordedEvent {
+func benchEvents(rec *viewstoretest.Recorder, n int) []eventstore.RecordedEvent {
 	channels := []domain.Channel{domain.ChannelWebhook, domain.ChannelEmail, domain.ChannelInApp, domain.ChannelSMS}
 	prios := []domain.Priority{domain.PriorityNormal, domain.PriorityHigh, domain.PriorityLow}
-	var rec viewstoretest.Recorder
 	var out []eventstore.RecordedEvent
 	for base := 0; base < n; base += 100 {
 		var streams []viewstoretest.Stream

@@ -17,7 +17,7 @@ import (
 
 // SchemaVersion is the version of the keyspace layout this package reads
 // and writes. Migrate brings a keyspace up to it; Open refuses any other.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // schemaComponent is this package's row in the schema_version table (the
 // keyspace may one day hold other components' tables too).
@@ -192,6 +192,27 @@ var migrations = []func(m *migrator, ks string){
 			}
 		}
 	},
+	// 3: the inbox and analytics projections' copies of every
+	// notification's state go, in every generation: they fold the states
+	// they do not hold in memory from the log (projections.History).
+	func(m *migrator, ks string) {
+		for p, table := range map[string]string{projections.ProjectionInbox: "inbox_state", projections.ProjectionAnalytics: "analytics_state"} {
+			var live, shadow, retired int
+			err := m.s.Query(fmt.Sprintf(`SELECT live, shadow, retired FROM %s.generations WHERE projection = ?`, ks), p).
+				WithContext(m.ctx).Scan(&live, &shadow, &retired)
+			if err != nil {
+				if m.err == nil {
+					m.err = err
+				}
+				return
+			}
+			for _, gen := range []int{live, shadow, retired} {
+				if gen > 0 {
+					m.ddl(`DROP TABLE IF EXISTS ` + tableName(ks, table, gen))
+				}
+			}
+		}
+	},
 }
 
 func schemaVersionOf(ctx context.Context, s *gocql.Session, ks string) (int, error) {
@@ -355,7 +376,6 @@ var viewTables = map[string][]viewTable{
 		{"work", []string{workTable}},
 	},
 	projections.ProjectionInbox: {
-		{"inbox_state", []string{stateTable}},
 		// Every shown in-app item of a recipient, newest first.
 		{"inbox_items", []string{inboxTable}},
 		// The unread ones only (same rows, deleted when read): the unread
@@ -363,7 +383,6 @@ var viewTables = map[string][]viewTable{
 		{"inbox_unread", []string{inboxTable}},
 	},
 	projections.ProjectionAnalytics: {
-		{"analytics_state", []string{stateTable}},
 		// count is the absolute number of deliveries that entered status;
 		// through is the highest log position counted into it, so a
 		// re-applied event is recognised and not counted twice.
@@ -417,11 +436,6 @@ const workTable = `CREATE TABLE IF NOT EXISTS {t} (
 	status          text,
 	due             bigint,
 	PRIMARY KEY ((shard), notification_id, delivery_id))`
-
-const stateTable = `CREATE TABLE IF NOT EXISTS {t} (
-	notification_id text PRIMARY KEY,
-	stream_version  bigint,
-	snapshot        text)`
 
 const inboxTable = `CREATE TABLE IF NOT EXISTS {t} (
 	recipient_id    text,

@@ -46,6 +46,10 @@ func NewCluster(hosts ...string) *gocql.ClusterConfig {
 type Options struct {
 	// Keyspace holds the tables Migrate created.
 	Keyspace string
+	// History is the event log the views follow (required): the inbox
+	// and analytics projections store no notification states and fold
+	// from it those they do not hold in memory (see projections.History).
+	History projections.History
 	// Concurrency bounds the statements one Apply has in flight
 	// (default 64).
 	Concurrency int
@@ -113,6 +117,9 @@ type writerKey struct {
 func Open(ctx context.Context, session *gocql.Session, opts Options) (*Views, error) {
 	if session == nil {
 		return nil, errors.New("open cassandra view store: nil session")
+	}
+	if opts.History == nil {
+		return nil, errors.New("open cassandra view store: no History (the event log) to fold states from")
 	}
 	opts.setDefaults()
 	if !identifier.MatchString(opts.Keyspace) {

@@ -30,8 +30,11 @@ type applier struct {
 	// so it may use and leave folds in batch.
 	shared bool
 	states *eventstore.StateCache[domain.NotificationID, domain.Notification]
-	writes []write
-	phys   map[string]string // logical statement → physical
+	// history is the log, where the inbox and analytics projections fold
+	// the states they find nowhere else (they store none).
+	history projections.History
+	writes  []write
+	phys    map[string]string // logical statement → physical
 }
 
 // write is one planned statement, with physical table names.
@@ -60,7 +63,7 @@ func (a *applier) physical(query string) string {
 
 // plan returns the writes that apply events to projection p (or its
 // shadow) holding checkpoint cur, reading its states through tx.
-func plan(ctx context.Context, tx *sql.Tx, states *eventstore.StateCache[domain.NotificationID, domain.Notification], p string, shadow bool, batch *projections.Batch, events []projections.Event, cur eventstore.Position) ([]write, error) {
+func plan(ctx context.Context, tx *sql.Tx, states *eventstore.StateCache[domain.NotificationID, domain.Notification], history projections.History, p string, shadow bool, batch *projections.Batch, events []projections.Event, cur eventstore.Position) ([]write, error) {
 	// Skip what this projection already has: a batch re-applied after a
 	// crash between the log read and the commit changes nothing.
 	for len(events) > 0 && events[0].Position <= cur {
@@ -77,7 +80,7 @@ func plan(ctx context.Context, tx *sql.Tx, states *eventstore.StateCache[domain.
 	} else {
 		changes = changesOf(projections.Streams(events))
 	}
-	a := &applier{ctx: ctx, tx: tx, n: tableNames(p, shadow), batch: batch, shared: shared, states: states}
+	a := &applier{ctx: ctx, tx: tx, n: tableNames(p, shadow), batch: batch, shared: shared, states: states, history: history}
 	if err := a.apply(p, changes); err != nil {
 		return nil, err
 	}
@@ -151,12 +154,11 @@ var loadChunks = []int{1, 8, 64, 256}
 // the stream version just before that event — the fold of the stream up to
 // there, committed or not (a stream version, not the state's own count of
 // the events it applied, which skips events that do not decode); or from
-// the projection's own
-// snapshots, read with one query per chunk of ids instead of one per
-// notification.
-//
-// stateQuery selects (key, snapshot) from the projection's state table for
-// an IN list written as {in}.
+// the notifications projection's snapshots, read with one query per chunk
+// of ids instead of one per notification (stateQuery selects (key,
+// snapshot) for an IN list written as {in}); for the other projections,
+// which store no states, from the log (stateQuery ""): the notification's
+// stream folded up to the version before its first event in the batch.
 func (a *applier) resolve(changes []change, stateQuery string) error {
 	var need []int
 	for i := range changes {
@@ -175,9 +177,19 @@ func (a *applier) resolve(changes []change, stateQuery string) error {
 			need = append(need, i)
 		}
 	}
-	if len(need) > 0 {
+	if len(need) > 0 && stateQuery != "" {
 		if err := a.load(changes, need, stateQuery); err != nil {
 			return err
+		}
+	}
+	if len(need) > 0 && stateQuery == "" {
+		for _, i := range need {
+			c := &changes[i]
+			n, err := projections.FoldHistory(a.ctx, a.history, c.id, c.steps[0].StreamVersion-1)
+			if err != nil {
+				return err
+			}
+			c.before = n
 		}
 	}
 	for i := range changes {
@@ -450,11 +462,9 @@ func inInbox(s domain.DeliveryStatus) bool { return s.Succeeded() }
 // issue a DELETE for every in-app delivery not (yet) shown and a count per
 // touched recipient.
 func (a *applier) inbox(changes []change) error {
-	if err := a.resolve(changes, `SELECT notification_id, snapshot FROM {inbox_state} WHERE notification_id IN ({in})`); err != nil {
+	if err := a.resolve(changes, ""); err != nil {
 		return err
 	}
-	states := a.rows(`INSERT INTO {inbox_state} (notification_id, snapshot) VALUES`,
-		`ON CONFLICT (notification_id) DO UPDATE SET snapshot = excluded.snapshot`, 2)
 	items := a.rows(`INSERT INTO {inbox_items}
 				(recipient_id, item_key, notification_id, delivery_id, status, read, category, priority,
 				 subject, body, template, created_at, updated_at)
@@ -474,13 +484,6 @@ func (a *applier) inbox(changes []change) error {
 		n := c.after
 		if !n.Exists() {
 			continue
-		}
-		snap, err := c.fold.SnapshotJSON()
-		if err != nil {
-			return err
-		}
-		if err := states.add(string(c.id), snap); err != nil {
-			return err
 		}
 		req := n.Request()
 		rid := req.Recipient.ID
@@ -532,9 +535,6 @@ func (a *applier) inbox(changes []change) error {
 				return err
 			}
 		}
-	}
-	if err := states.flush(); err != nil {
-		return err
 	}
 	if err := items.flush(); err != nil {
 		return err
@@ -605,11 +605,9 @@ func latencyBucket(d time.Duration) int {
 // once or not at all. An engine without such transactions (Cassandra) must
 // write absolute values from its single writer instead.
 func (a *applier) analytics(changes []change) error {
-	if err := a.resolve(changes, `SELECT notification_id, snapshot FROM {analytics_state} WHERE notification_id IN ({in})`); err != nil {
+	if err := a.resolve(changes, ""); err != nil {
 		return err
 	}
-	states := a.rows(`INSERT INTO {analytics_state} (notification_id, snapshot) VALUES`,
-		`ON CONFLICT (notification_id) DO UPDATE SET snapshot = excluded.snapshot`, 2)
 	deliveries := map[deliveryKey]int64{}
 	latency := map[latencyKey]int64{}
 	failures := map[failureKey]int64{}
@@ -655,19 +653,6 @@ func (a *applier) analytics(changes []change) error {
 				}
 			}
 		}
-		if !n.Exists() {
-			continue
-		}
-		snap, err := c.fold.SnapshotJSON()
-		if err != nil {
-			return err
-		}
-		if err := states.add(string(c.id), snap); err != nil {
-			return err
-		}
-	}
-	if err := states.flush(); err != nil {
-		return err
 	}
 	for k, c := range deliveries {
 		if err := a.exec(`INSERT INTO {analytics_deliveries} (bucket, start, channel, status, priority, count)

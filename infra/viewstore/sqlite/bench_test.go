@@ -27,12 +27,12 @@ func BenchmarkLiveApply(b *testing.B) {
 func benchmarkLiveApply(b *testing.B, batch bool) {
 	const notifications = 2000
 	ctx := context.Background()
-	v, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "views.db"), sqlite.Options{})
+	var rec viewstoretest.Recorder
+	v, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "views.db"), sqlite.Options{History: &rec})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer v.Close()
-	var rec viewstoretest.Recorder
 	chans := []domain.Channel{domain.ChannelInApp, domain.ChannelWebhook, domain.ChannelEmail}
 	var setup, live []eventstore.RecordedEvent
 	var streams []viewstoretest.Stream

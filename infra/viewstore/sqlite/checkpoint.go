@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"sync"
 	"time"
 
 	"github.com/mattn/go-sqlite3" // cgo SQLite driver, as the event log uses
@@ -70,6 +71,7 @@ type checkpointer struct {
 	restartAt int
 	stop      chan struct{}
 	done      chan struct{}
+	closing   sync.Once
 }
 
 func startCheckpointer(path string, writer *sql.DB, every time.Duration, restartAt int) (*checkpointer, error) {
@@ -120,9 +122,13 @@ func walCheckpoint(db *sql.DB, mode string) (frames int, err error) {
 
 // close stops the checkpointer. The store's last connection to close
 // checkpoints what is left, as SQLite does whatever wal_autocheckpoint
-// says.
+// says. Calls after the first do nothing.
 func (c *checkpointer) close() error {
-	close(c.stop)
-	<-c.done
-	return c.db.Close()
+	var err error
+	c.closing.Do(func() {
+		close(c.stop)
+		<-c.done
+		err = c.db.Close()
+	})
+	return err
 }

@@ -24,7 +24,8 @@ func TestCheckpointerBoundsTheWAL(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "views.db")
-	v, err := Open(ctx, path, Options{})
+	var rec viewstoretest.Recorder
+	v, err := Open(ctx, path, Options{History: &rec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,8 +36,7 @@ func TestCheckpointerBoundsTheWAL(t *testing.T) {
 	if v.ckpt, err = startCheckpointer(path, v.writeDB, 10*time.Millisecond, 256); err != nil {
 		t.Fatal(err)
 	}
-	const notifications = 6000
-	var rec viewstoretest.Recorder
+	const notifications = 12000
 	for start := 0; start < notifications; start += 250 {
 		var streams []viewstoretest.Stream
 		for i := start; i < start+250; i++ {
@@ -74,7 +74,7 @@ func TestCheckpointerBoundsTheWAL(t *testing.T) {
 	if _, err := os.Stat(path + "-wal"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("WAL still there after Close (stat: %v)", err)
 	}
-	v, err = Open(ctx, path, Options{})
+	v, err = Open(ctx, path, Options{History: &rec})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,18 +7,19 @@ import (
 	"time"
 
 	viewsqlite "herald/infra/viewstore/sqlite"
+	"herald/infra/viewstore/viewstoretest"
 )
 
 func TestLeaseOneHolderAtATime(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "views.db")
-	a, err := viewsqlite.Open(ctx, path, viewsqlite.Options{})
+	a, err := viewsqlite.Open(ctx, path, viewsqlite.Options{History: &viewstoretest.Recorder{}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, err := viewsqlite.Open(ctx, path, viewsqlite.Options{}) // a second process on the same file
+	b, err := viewsqlite.Open(ctx, path, viewsqlite.Options{History: &viewstoretest.Recorder{}}) // a second process on the same file
 	if err != nil {
 		t.Fatal(err)
 	}

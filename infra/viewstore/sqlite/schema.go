@@ -68,9 +68,6 @@ var tables = map[string][]table{
 		}},
 	},
 	projections.ProjectionInbox: {
-		{"inbox_state", []string{
-			`CREATE TABLE {t} (notification_id TEXT PRIMARY KEY, snapshot TEXT NOT NULL) WITHOUT ROWID`,
-		}},
 		{"inbox_items", []string{
 			`CREATE TABLE {t} (
 				recipient_id    TEXT NOT NULL,
@@ -96,9 +93,6 @@ var tables = map[string][]table{
 		}},
 	},
 	projections.ProjectionAnalytics: {
-		{"analytics_state", []string{
-			`CREATE TABLE {t} (notification_id TEXT PRIMARY KEY, snapshot TEXT NOT NULL) WITHOUT ROWID`,
-		}},
 		{"analytics_deliveries", []string{
 			`CREATE TABLE {t} (
 				bucket   TEXT NOT NULL,
@@ -130,6 +124,11 @@ var tables = map[string][]table{
 		}},
 	},
 }
+
+// retiredTables are tables earlier versions kept: the inbox and analytics
+// projections' copies of every notification's state, now folded from the
+// log when not in memory (projections.History). Open drops them.
+var retiredTables = []string{"inbox_state", "analytics_state"}
 
 func createStatements(t table, physical string, gen int64) []string {
 	out := make([]string, len(t.stmts))

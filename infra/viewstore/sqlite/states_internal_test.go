@@ -21,8 +21,9 @@ import (
 func TestStatesOfAnUncommittedPlanAreNotReused(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
+	var rec viewstoretest.Recorder
 	open := func() *Views {
-		v, err := Open(ctx, filepath.Join(t.TempDir(), "views.db"), Options{})
+		v, err := Open(ctx, filepath.Join(t.TempDir(), "views.db"), Options{History: &rec})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -30,7 +31,6 @@ func TestStatesOfAnUncommittedPlanAreNotReused(t *testing.T) {
 		return v
 	}
 	s := viewstoretest.SimpleStream("n-retry", "user-1", domain.ChannelEmail, domain.PriorityNormal, viewstoretest.Base)
-	var rec viewstoretest.Recorder
 	before := []eventstore.RecordedEvent{rec.Record(s.ID, s.Events[0]), rec.Record(s.ID, s.Events[1])}
 	batch := []eventstore.RecordedEvent{rec.RecordUnknown(s.ID, "delivery_frobnicated"), rec.Record(s.ID, s.Events[2])}
 
@@ -47,7 +47,7 @@ func TestStatesOfAnUncommittedPlanAreNotReused(t *testing.T) {
 		}
 		cur, err := checkpointIn(ctx, tx, p)
 		if err == nil {
-			_, err = plan(ctx, tx, v.statesOf(p), p, false, page, page.Decoded(), cur)
+			_, err = plan(ctx, tx, v.statesOf(p), v.history, p, false, page, page.Decoded(), cur)
 		}
 		tx.Rollback()
 		if err != nil {

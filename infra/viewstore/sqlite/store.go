@@ -28,8 +28,13 @@ var (
 	_ projections.Analytics        = (*Views)(nil)
 )
 
-// Options tune Views. The zero value is the production default.
+// Options configure Views.
 type Options struct {
+	// History is the event log the views follow (required): the inbox
+	// and analytics projections store no notification states of their
+	// own and fold from it those they do not hold in memory (see
+	// projections.History).
+	History projections.History
 	// ReadConns bounds the pool of read-only connections (default 8).
 	ReadConns int
 }
@@ -46,6 +51,7 @@ type Views struct {
 	writeDB     *sql.DB
 	readDB      *sql.DB
 	ckpt        *checkpointer
+	history     projections.History
 	leasesReady atomic.Bool // the leases table exists (lease.go)
 	// states holds, per projection (and per shadow), the notification
 	// states it computed last with the stream version each was folded up
@@ -106,6 +112,9 @@ func dsn(path string, readOnly bool, busy time.Duration) string {
 // Open opens (creating if needed) the view store in the SQLite file at path
 // and creates the live tables of every projection that has none.
 func Open(ctx context.Context, path string, opts Options) (*Views, error) {
+	if opts.History == nil {
+		return nil, errors.New("open view store: no History (the event log) to fold states from")
+	}
 	opts.setDefaults()
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -120,7 +129,7 @@ func Open(ctx context.Context, path string, opts Options) (*Views, error) {
 	writeDB.SetMaxIdleConns(1)
 	writeDB.SetConnMaxLifetime(0)
 	writeDB.SetConnMaxIdleTime(0)
-	v := &Views{writeDB: writeDB, states: map[string]*eventstore.StateCache[domain.NotificationID, domain.Notification]{}}
+	v := &Views{writeDB: writeDB, history: opts.History, states: map[string]*eventstore.StateCache[domain.NotificationID, domain.Notification]{}}
 	if err := v.migrate(ctx); err != nil {
 		writeDB.Close()
 		return nil, fmt.Errorf("open view store: %w", err)
@@ -160,6 +169,15 @@ func (v *Views) migrate(ctx context.Context) error {
 		position INTEGER NOT NULL
 	) WITHOUT ROWID`); err != nil {
 		return err
+	}
+	// Tables an earlier version kept and this one does not, with their
+	// indexes (and the shadows of a rebuild that version left).
+	for _, t := range retiredTables {
+		for _, name := range []string{t, t + shadowSuffix} {
+			if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+name); err != nil {
+				return fmt.Errorf("drop retired table %s: %w", name, err)
+			}
+		}
 	}
 	gen := time.Now().UnixNano()
 	for _, p := range projections.Names() {
@@ -263,7 +281,7 @@ func (v *Views) ApplyBatch(ctx context.Context, projection string, batch *projec
 		// A small batch is planned here; a large one again if someone
 		// applied meanwhile (the Runner never does, it is the single
 		// writer, but another process sharing the file might).
-		if writes, err = plan(ctx, tx, v.statesOf(projection), p, shadow, batch, events, cur); err != nil {
+		if writes, err = plan(ctx, tx, v.statesOf(projection), v.history, p, shadow, batch, events, cur); err != nil {
 			return err
 		}
 	}
@@ -297,7 +315,7 @@ func (v *Views) planOnReadPool(ctx context.Context, projection, p string, shadow
 	if err != nil {
 		return 0, nil, err
 	}
-	writes, err := plan(ctx, tx, v.statesOf(projection), p, shadow, batch, events, cur)
+	writes, err := plan(ctx, tx, v.statesOf(projection), v.history, p, shadow, batch, events, cur)
 	return cur, writes, err
 }
 

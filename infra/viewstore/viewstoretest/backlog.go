@@ -26,12 +26,17 @@ type BacklogViews interface {
 // engine: the pending deliveries and scheduled releases after the
 // shared scenario plus an unsettled notification and a scheduled one,
 // and one lease holder at a time.
-func RunBacklog(t *testing.T, newViews func(t *testing.T) BacklogViews) {
-	t.Run("PendingAndScheduled", func(t *testing.T) { t.Parallel(); testPendingAndScheduled(t, newViews(t)) })
-	t.Run("Lease", func(t *testing.T) { t.Parallel(); testLease(t, newViews(t)) })
+// newViews is Run's: a fresh store folding states from h.
+func RunBacklog(t *testing.T, newViews func(t *testing.T, h projections.History) BacklogViews) {
+	t.Run("PendingAndScheduled", func(t *testing.T) {
+		t.Parallel()
+		rec := &Recorder{}
+		testPendingAndScheduled(t, rec, newViews(t, rec))
+	})
+	t.Run("Lease", func(t *testing.T) { t.Parallel(); testLease(t, newViews(t, &Recorder{})) })
 }
 
-func testPendingAndScheduled(t *testing.T, v BacklogViews) {
+func testPendingAndScheduled(t *testing.T, rec *Recorder, v BacklogViews) {
 	ctx := context.Background()
 	const (
 		open      = domain.NotificationID("n-open")
@@ -63,7 +68,7 @@ func testPendingAndScheduled(t *testing.T, v BacklogViews) {
 		}},
 		Stream{scheduled, []domain.Event{requested(scheduled, rs, at(4*time.Hour))}},
 	)
-	events := (&Recorder{}).RecordAll(streams...)
+	events := rec.RecordAll(streams...)
 	ApplyAll(t, v, events)
 
 	type row struct {
@@ -114,8 +119,6 @@ func testPendingAndScheduled(t *testing.T, v BacklogViews) {
 	}
 
 	// The work settles: the rows leave.
-	rec := &Recorder{}
-	rec.RecordAll(streams...)
 	more := []eventstore.RecordedEvent{
 		rec.Record(open, domain.DeliverySucceeded{DeliveryID: webhook1, Attempt: 1, Confirmed: true, SucceededAt: at(3*time.Hour + time.Second)}),
 		rec.Record(open, domain.DeliveryAttempted{DeliveryID: email1, Attempt: 2, AttemptedAt: at(3*time.Hour + time.Minute)}),

@@ -1,7 +1,10 @@
 package viewstoretest
 
 import (
+	"context"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -122,41 +125,59 @@ func EventData(e domain.Event) eventstore.EventData {
 }
 
 // Recorder hands out log positions, turning domain events into the
-// RecordedEvents a log would return.
+// RecordedEvents a log would return. It is also the log they are in: its
+// ReadStream makes it the projections.History of the stores under test.
+// It is safe for concurrent use.
 type Recorder struct {
+	mu       sync.Mutex
 	pos      eventstore.Position
 	versions map[string]uint64
+	streams  map[string][]eventstore.RecordedEvent
 }
 
 // Record returns e as the next recorded event of notification id.
 func (r *Recorder) Record(id domain.NotificationID, e domain.Event) eventstore.RecordedEvent {
+	d := EventData(e)
+	return r.record(eventstore.RecordedEvent{ID: d.ID, Type: d.Type, Stream: domain.NotificationStream(id),
+		RecordedAt: projections.EventTime(e, Base), SchemaVersion: d.SchemaVersion, Metadata: d.Metadata, Data: d.Data})
+}
+
+// record gives rec the next position and its stream's next version, and
+// keeps it.
+func (r *Recorder) record(rec eventstore.RecordedEvent) eventstore.RecordedEvent {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.versions == nil {
 		r.versions = map[string]uint64{}
+		r.streams = map[string][]eventstore.RecordedEvent{}
 	}
-	d := EventData(e)
-	stream := domain.NotificationStream(id)
 	r.pos++
-	r.versions[stream]++
-	return eventstore.RecordedEvent{
-		ID: d.ID, Type: d.Type, Stream: stream, Version: r.versions[stream], Position: r.pos,
-		RecordedAt: projections.EventTime(e, Base), SchemaVersion: d.SchemaVersion, Metadata: d.Metadata, Data: d.Data,
+	r.versions[rec.Stream]++
+	rec.Position, rec.Version = r.pos, r.versions[rec.Stream]
+	r.streams[rec.Stream] = append(r.streams[rec.Stream], rec)
+	return rec
+}
+
+// ReadStream returns up to limit recorded events of stream with version >
+// after, as eventstore.Store's ReadStream does.
+func (r *Recorder) ReadStream(_ context.Context, stream string, after uint64, limit int) ([]eventstore.RecordedEvent, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	evs, ok := r.streams[stream]
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", stream, eventstore.ErrStreamNotFound)
 	}
+	evs = evs[min(after, uint64(len(evs))):]
+	return slices.Clone(evs[:min(limit, len(evs))]), nil
 }
 
 // RecordUnknown returns, as the next recorded event of notification id, an
 // event of a type this domain does not know (one a newer version would
 // write): projections skip it, but it takes a stream version.
 func (r *Recorder) RecordUnknown(id domain.NotificationID, eventType string) eventstore.RecordedEvent {
-	if r.versions == nil {
-		r.versions = map[string]uint64{}
-	}
-	stream := domain.NotificationStream(id)
-	r.pos++
-	r.versions[stream]++
-	return eventstore.RecordedEvent{
-		ID: uuid.Must(uuid.NewV7()).String(), Type: eventType, Stream: stream, Version: r.versions[stream], Position: r.pos,
-		RecordedAt: Base, SchemaVersion: domain.EventSchemaVersion, Data: []byte(`{"schema_version":1}`),
-	}
+	return r.record(eventstore.RecordedEvent{ID: uuid.Must(uuid.NewV7()).String(), Type: eventType,
+		Stream: domain.NotificationStream(id), RecordedAt: Base, SchemaVersion: domain.EventSchemaVersion,
+		Data: []byte(`{"schema_version":1}`)})
 }
 
 // RecordAll records the streams one after the other.

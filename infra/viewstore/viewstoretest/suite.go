@@ -23,17 +23,65 @@ type Views interface {
 }
 
 // Run runs the contract suite. newViews returns a fresh, empty store each
-// time it is called (and arranges its cleanup).
-func Run(t *testing.T, newViews func(t *testing.T) Views) {
-	t.Run("Checkpoint", func(t *testing.T) { t.Parallel(); testCheckpoint(t, newViews(t)) })
-	t.Run("StatusFollowsDomain", func(t *testing.T) { t.Parallel(); testStatus(t, newViews(t)) })
-	t.Run("BatchingDoesNotMatter", func(t *testing.T) { t.Parallel(); testBatching(t, newViews(t), newViews(t)) })
-	t.Run("ReapplyIsNoop", func(t *testing.T) { t.Parallel(); testReapply(t, newViews(t)) })
-	t.Run("Search", func(t *testing.T) { t.Parallel(); testSearch(t, newViews(t)) })
-	t.Run("Inbox", func(t *testing.T) { t.Parallel(); testInbox(t, newViews(t)) })
-	t.Run("Analytics", func(t *testing.T) { t.Parallel(); testAnalytics(t, newViews(t)) })
-	t.Run("Rebuild", func(t *testing.T) { t.Parallel(); testRebuild(t, newViews(t)) })
-	t.Run("SharedBatches", func(t *testing.T) { t.Parallel(); testSharedBatches(t, newViews(t), newViews(t)) })
+// time it is called (and arranges its cleanup), folding the states it holds
+// none of from h: the Recorder each test records its events with. reopen
+// closes v and returns a store over the same data with nothing in memory,
+// as a restart of the process would.
+func Run(t *testing.T, newViews func(t *testing.T, h projections.History) Views, reopen func(t *testing.T, v Views, h projections.History) Views) {
+	with := func(test func(t *testing.T, rec *Recorder, v Views)) func(t *testing.T) {
+		return func(t *testing.T) {
+			t.Parallel()
+			rec := &Recorder{}
+			test(t, rec, newViews(t, rec))
+		}
+	}
+	with2 := func(test func(t *testing.T, rec *Recorder, a, b Views)) func(t *testing.T) {
+		return func(t *testing.T) {
+			t.Parallel()
+			rec := &Recorder{}
+			test(t, rec, newViews(t, rec), newViews(t, rec))
+		}
+	}
+	t.Run("Checkpoint", with(testCheckpoint))
+	t.Run("StatusFollowsDomain", with(testStatus))
+	t.Run("BatchingDoesNotMatter", with2(testBatching))
+	t.Run("ReapplyIsNoop", with(testReapply))
+	t.Run("Search", with(testSearch))
+	t.Run("Inbox", with(testInbox))
+	t.Run("Analytics", with(testAnalytics))
+	t.Run("Rebuild", with(testRebuild))
+	t.Run("SharedBatches", with2(testSharedBatches))
+	t.Run("Restarts", func(t *testing.T) {
+		t.Parallel()
+		rec := &Recorder{}
+		testRestarts(t, rec, newViews(t, rec), newViews(t, rec), func(v Views) Views { return reopen(t, v, rec) })
+	})
+}
+
+// testRestarts applies a scenario one event at a time with a restart before
+// each, so that every notification's state comes from what the store keeps
+// or folds from the log (the Recorder) rather than from memory, and
+// compares the answers with a store that applied it all in one go. Every
+// stream holds an event this domain does not decode, which takes a stream
+// version but changes no state.
+func testRestarts(t *testing.T, rec *Recorder, restarted, straight Views, reopen func(Views) Views) {
+	var evs []eventstore.RecordedEvent
+	for _, s := range Scenario() {
+		evs = append(evs, rec.Record(s.ID, s.Events[0]), rec.RecordUnknown(s.ID, "delivery_frobnicated"))
+		for _, e := range s.Events[1:] {
+			evs = append(evs, rec.Record(s.ID, e))
+		}
+	}
+	for i := range evs {
+		restarted = reopen(restarted)
+		ApplyAll(t, restarted, evs[i:i+1])
+	}
+	ApplyAll(t, straight, evs)
+	a := Capture(t, restarted, scenarioIDs(), scenarioRecipients)
+	b := Capture(t, straight, scenarioIDs(), scenarioRecipients)
+	if !reflect.DeepEqual(a, b) {
+		t.Fatalf("restarted before every event and applied at once differ:\n%+v\n%+v", a, b)
+	}
 }
 
 // ApplyAll applies events to every projection, checkpointing at the last.
@@ -98,7 +146,7 @@ func scenarioIDs() []domain.NotificationID { return []domain.NotificationID{N1, 
 
 var scenarioRecipients = []string{"user-1", "user-2", "nobody"}
 
-func testCheckpoint(t *testing.T, v Views) {
+func testCheckpoint(t *testing.T, rec *Recorder, v Views) {
 	ctx := context.Background()
 	for _, p := range projections.Names() {
 		cp, err := v.Checkpoint(ctx, p)
@@ -106,7 +154,6 @@ func testCheckpoint(t *testing.T, v Views) {
 			t.Fatalf("fresh checkpoint %s = %d, %v; want 0, nil", p, cp, err)
 		}
 	}
-	var rec Recorder
 	evs := rec.RecordAll(Scenario()...)
 	ApplyAll(t, v, evs)
 	for _, p := range projections.Names() {
@@ -130,9 +177,8 @@ func testCheckpoint(t *testing.T, v Views) {
 	}
 }
 
-func testStatus(t *testing.T, v Views) {
+func testStatus(t *testing.T, rec *Recorder, v Views) {
 	ctx := context.Background()
-	var rec Recorder
 	// Events of other aggregates and of unknown types are skipped.
 	other := rec.Record("x", domain.NotificationExpired{ExpiredAt: Base})
 	other.Stream = "template-x"
@@ -182,8 +228,7 @@ func testStatus(t *testing.T, v Views) {
 	}
 }
 
-func testBatching(t *testing.T, oneByOne, allAtOnce Views) {
-	var rec Recorder
+func testBatching(t *testing.T, rec *Recorder, oneByOne, allAtOnce Views) {
 	evs := rec.RecordAll(Scenario()...)
 	for i := range evs {
 		ApplyAll(t, oneByOne, evs[i:i+1])
@@ -196,8 +241,7 @@ func testBatching(t *testing.T, oneByOne, allAtOnce Views) {
 	}
 }
 
-func testReapply(t *testing.T, v Views) {
-	var rec Recorder
+func testReapply(t *testing.T, rec *Recorder, v Views) {
 	evs := rec.RecordAll(Scenario()...)
 	ApplyAll(t, v, evs[:10])
 	ApplyAll(t, v, evs)
@@ -215,9 +259,8 @@ func testReapply(t *testing.T, v Views) {
 	}
 }
 
-func testSearch(t *testing.T, v Views) {
+func testSearch(t *testing.T, rec *Recorder, v Views) {
 	ctx := context.Background()
-	var rec Recorder
 	var streams []Stream
 	for i := range 7 {
 		ch := domain.ChannelWebhook
@@ -288,9 +331,8 @@ func testSearch(t *testing.T, v Views) {
 	}
 }
 
-func testInbox(t *testing.T, v Views) {
+func testInbox(t *testing.T, rec *Recorder, v Views) {
 	ctx := context.Background()
-	var rec Recorder
 	ApplyAll(t, v, rec.RecordAll(Scenario()...))
 
 	u1, err := v.Inbox(ctx, "user-1", projections.InboxQuery{})
@@ -339,9 +381,8 @@ func testInbox(t *testing.T, v Views) {
 	}
 }
 
-func testAnalytics(t *testing.T, v Views) {
+func testAnalytics(t *testing.T, rec *Recorder, v Views) {
 	ctx := context.Background()
-	var rec Recorder
 	ApplyAll(t, v, rec.RecordAll(Scenario()...))
 
 	rows, err := v.Deliveries(ctx, projections.DeliveriesQuery{
@@ -427,9 +468,8 @@ func testAnalytics(t *testing.T, v Views) {
 	}
 }
 
-func testRebuild(t *testing.T, v Views) {
+func testRebuild(t *testing.T, rec *Recorder, v Views) {
 	ctx := context.Background()
-	var rec Recorder
 	evs := rec.RecordAll(Scenario()...)
 	ApplyAll(t, v, evs)
 	want := Capture(t, v, scenarioIDs(), scenarioRecipients)
@@ -512,13 +552,12 @@ func testRebuild(t *testing.T, v Views) {
 // so stores may share decoded events and states between them; pages that
 // overlap a checkpoint and a page some projection skipped must not let a
 // store use what does not apply to it. The answers must be those of Apply.
-func testSharedBatches(t *testing.T, plain, batched Views) {
+func testSharedBatches(t *testing.T, rec *Recorder, plain, batched Views) {
 	bs, ok := batched.(projections.BatchStore)
 	if !ok {
 		t.Skip("store does not implement projections.BatchStore")
 	}
 	ctx := context.Background()
-	var rec Recorder
 	evs := rec.RecordAll(Scenario()...)
 	ApplyAll(t, plain, evs)
 	want := Capture(t, plain, scenarioIDs(), scenarioRecipients)
