@@ -70,3 +70,52 @@ func TestStatesOfAnUncommittedPlanAreNotReused(t *testing.T) {
 		t.Errorf("delivery after its attempt: %+v, want one attempt", d.Deliveries)
 	}
 }
+
+// A view file an earlier version wrote holds the inbox and analytics
+// projections' state tables (and maybe a rebuild's shadow of one); Open
+// drops them and leaves the rest.
+func TestOpenDropsRetiredTables(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "views.db")
+	var rec viewstoretest.Recorder
+	v, err := Open(ctx, path, Options{History: &rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`CREATE TABLE inbox_state (notification_id TEXT PRIMARY KEY, snapshot TEXT NOT NULL) WITHOUT ROWID`,
+		`CREATE TABLE analytics_state (notification_id TEXT PRIMARY KEY, snapshot TEXT NOT NULL) WITHOUT ROWID`,
+		`CREATE TABLE analytics_state__shadow (notification_id TEXT PRIMARY KEY, snapshot TEXT NOT NULL) WITHOUT ROWID`,
+	} {
+		if _, err := v.writeDB.ExecContext(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	v, err = Open(ctx, path, Options{History: &rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	var tables []string
+	rows, err := v.readDB.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, name)
+	}
+	want := []string{"analytics_deliveries", "analytics_failures", "analytics_latency", "inbox_items", "inbox_unread",
+		"notification_deliveries", "notifications", "projection_checkpoints"}
+	if !reflect.DeepEqual(tables, want) {
+		t.Fatalf("tables after reopening: %v, want %v", tables, want)
+	}
+}
