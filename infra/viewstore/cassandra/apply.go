@@ -152,30 +152,24 @@ func (w *writer) project(ctx context.Context, order []domain.NotificationID, ste
 		}
 		changes = append(changes, c)
 	}
-	var rows, states []stmt
+	var rows []stmt
 	switch w.projection {
 	case projections.ProjectionNotifications:
-		rows, states, err = w.notifications(changes)
+		rows, err = w.notifications(changes)
 	case projections.ProjectionInbox:
-		rows, states, err = w.inbox(changes)
+		rows, err = w.inbox(changes)
 	case projections.ProjectionAnalytics:
-		rows, states, err = w.analytics(ctx, changes)
+		rows, err = w.analytics(ctx, changes)
 	default:
 		err = fmt.Errorf("%q: %w", w.projection, projections.ErrUnknownProjection)
 	}
 	if err != nil {
 		return err
 	}
-	// View rows first, states second (only the notifications projection
-	// stores states, in its status rows): a state is only ever stored once
-	// the rows it implies are, so a retry from an older state rewrites
-	// them and a retry from the newer state has nothing left to write. The
-	// other projections fold theirs from the log up to their checkpoint,
-	// and re-apply what follows it.
+	// The rows hold absolute values and no projection stores its states:
+	// a retry after a failure midway folds the states again from the log
+	// up to the checkpoint and rewrites the same rows.
 	if err := execAll(ctx, w.v.s, w.v.opts.Concurrency, rows); err != nil {
-		return err
-	}
-	if err := execAll(ctx, w.v.s, w.v.opts.Concurrency, states); err != nil {
 		return err
 	}
 	if len(w.states)+len(changes) > w.v.opts.StateCacheSize {
@@ -188,8 +182,7 @@ func (w *writer) project(ctx context.Context, order []domain.NotificationID, ste
 }
 
 // loadStates returns the state of every notification of the batch before
-// it: the notifications projection's stored one, or for the others the
-// stream folded from the log. It reads only what it must: a cached state is
+// it, folded from the log. It reads only what it must: a cached state is
 // what this writer last computed, and a notification whose first event
 // (version 1) is in the batch has no earlier state (after a crash its
 // stored state, if any, came from the same events, so starting afresh
@@ -211,42 +204,15 @@ func (w *writer) loadStates(ctx context.Context, order []domain.NotificationID, 
 	if len(missing) == 0 {
 		return out, nil
 	}
+	// No projection stores states: the state before the batch is the
+	// stream folded from the log up to the version before the batch's
+	// first event of it.
 	loaded := make([]state, len(missing))
-	if w.projection != projections.ProjectionNotifications {
-		// The inbox and analytics projections store no states: the
-		// state before the batch is the stream folded from the log up
-		// to the version before the batch's first event of it.
-		err := parallel(ctx, w.v.opts.Concurrency, len(missing), func(ctx context.Context, i int) error {
-			sv := steps[missing[i]][0].rec.Version - 1
-			n, err := projections.FoldHistory(ctx, w.v.opts.History, missing[i], sv)
-			loaded[i] = state{n, sv}
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		for i, id := range missing {
-			out[id] = loaded[i]
-		}
-		return out, nil
-	}
-	cql := `SELECT stream_version, snapshot FROM ` + w.t["notifications"] + ` WHERE id = ?`
 	err := parallel(ctx, w.v.opts.Concurrency, len(missing), func(ctx context.Context, i int) error {
-		var sv int64
-		var raw string
-		err := w.v.s.Query(cql, string(missing[i])).WithContext(ctx).Scan(&sv, &raw)
-		if errors.Is(err, gocql.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		var snap domain.NotificationSnapshot
-		if err := fastjson.Unmarshal([]byte(raw), &snap); err != nil {
-			return fmt.Errorf("decode state of %s: %w", missing[i], err)
-		}
-		loaded[i] = state{domain.RestoreNotification(snap), uint64(sv)}
-		return nil
+		sv := steps[missing[i]][0].rec.Version - 1
+		n, err := projections.FoldHistory(ctx, w.v.opts.History, missing[i], sv)
+		loaded[i] = state{n, sv}
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -255,11 +221,6 @@ func (w *writer) loadStates(ctx context.Context, order []domain.NotificationID, 
 		out[id] = loaded[i]
 	}
 	return out, nil
-}
-
-func snapshotJSON(n domain.Notification) (string, error) {
-	b, err := fastjson.Marshal(n.Snapshot())
-	return string(b), err
 }
 
 // ---- notifications: status view and search index ----
@@ -310,12 +271,12 @@ func dayOf(ns int64) int {
 	return int(d)
 }
 
-func (w *writer) notifications(changes []change) (rows, states []stmt, err error) {
+func (w *writer) notifications(changes []change) (rows []stmt, err error) {
 	searchCQL := `INSERT INTO ` + w.t["search"] + ` (day, created_at, id, status, priority, category, recipient_id, batch_id,
 		channels, channel_list, updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	dayCQL := `INSERT INTO ` + w.t["search_days"] + ` (shard, day) VALUES (0, ?)`
 	viewCQL := `INSERT INTO ` + w.t["notifications"] + ` (id, status, priority, category, recipient_id, batch_id, channels,
-		created_at, updated_at, version, recipient, deliveries, snapshot, stream_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		created_at, updated_at, version, recipient, deliveries) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	for _, c := range changes {
 		rows = append(rows, w.workRows(c)...)
 		n := c.after.n
@@ -332,21 +293,17 @@ func (w *writer) notifications(changes []change) (rows, states []stmt, err error
 		}
 		recipient, err := fastjson.Marshal(req.Recipient)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		deliveries, err := fastjson.Marshal(deliveryViews(n))
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		snap, err := snapshotJSON(n)
-		if err != nil {
-			return nil, nil, err
-		}
-		states = append(states, stmt{"", viewCQL, []any{string(n.ID()), string(n.Status()), string(n.Priority()), n.Category(),
+		rows = append(rows, stmt{"", viewCQL, []any{string(n.ID()), string(n.Status()), string(n.Priority()), n.Category(),
 			req.Recipient.ID, req.BatchID, channels, created, c.updated.UnixNano(), n.Version(), string(recipient),
-			string(deliveries), snap, int64(c.after.sv)}})
+			string(deliveries)}})
 	}
-	return rows, states, nil
+	return rows, nil
 }
 
 // indexed is the value of a search column that a Storage-Attached Index
@@ -436,7 +393,7 @@ func inInbox(s domain.DeliveryStatus) bool { return s.Succeeded() }
 // into inbox_items while shown, into inbox_unread while shown and not
 // read, and deletes it from each where it no longer belongs. updated_at is
 // thus the time of the batch's last event at the last status change.
-func (w *writer) inbox(changes []change) (rows, states []stmt, err error) {
+func (w *writer) inbox(changes []change) (rows []stmt, err error) {
 	const cols = `(recipient_id, created_at, item_key, notification_id, delivery_id, status, read, category, priority,
 		subject, body, template, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	insertItem := `INSERT INTO ` + w.t["inbox_items"] + ` ` + cols
@@ -489,7 +446,7 @@ func (w *writer) inbox(changes []change) (rows, states []stmt, err error) {
 			}
 		}
 	}
-	return rows, states, nil
+	return rows, nil
 }
 
 // ---- analytics ----
@@ -566,7 +523,7 @@ func latencyBucket(d time.Duration) int {
 // stored row (or this writer's copy of it) plus the batch's events above
 // the row's through position. An event at or below it was counted by an
 // earlier attempt at this batch, whose row write carried it.
-func (w *writer) analytics(ctx context.Context, changes []change) (rows, states []stmt, err error) {
+func (w *writer) analytics(ctx context.Context, changes []change) (rows []stmt, err error) {
 	contrib := map[aggKey][]eventstore.Position{}
 	var keys []aggKey
 	add := func(k aggKey, pos eventstore.Position) {
@@ -623,7 +580,7 @@ func (w *writer) analytics(ctx context.Context, changes []change) (rows, states 
 		}
 	}
 	if err := w.loadAggs(ctx, keys); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	spanCQL := `INSERT INTO ` + w.t["analytics_spans"] + ` (kind, span) VALUES (?, ?)`
 	deliveriesCQL := `INSERT INTO ` + w.t["analytics_deliveries"] + ` (bucket, span, start, channel, status, priority, count, through)
@@ -663,7 +620,7 @@ func (w *writer) analytics(ctx context.Context, changes []change) (rows, states 
 	for k, val := range pending {
 		w.aggs[k] = val
 	}
-	return rows, states, nil
+	return rows, nil
 }
 
 // maxCachedAggs bounds the analytics rows a writer keeps; past it the copy

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -194,4 +195,65 @@ func benchEvents(rec *viewstoretest.Recorder, n int) []eventstore.RecordedEvent 
 		}
 	}
 	return out
+}
+
+// A keyspace at schema version 2 (the layout that stored states) comes to
+// version 3: its state tables and the status view's state columns go, and
+// its views still answer.
+func TestMigrateFromVersion2(t *testing.T) {
+	s := testSession(t)
+	ctx := context.Background()
+	var rec viewstoretest.Recorder
+	v, ks := newKeyspace(t, cassandra.Options{History: &rec})
+	viewstoretest.ApplyAll(t, v, rec.RecordAll(viewstoretest.Scenario()...))
+	ddlMu.Lock()
+	for _, stmt := range []string{
+		`ALTER TABLE ` + ks + `.notifications_g1 ADD (snapshot text, stream_version bigint)`,
+		`CREATE TABLE ` + ks + `.inbox_state_g1 (notification_id text PRIMARY KEY, stream_version bigint, snapshot text)`,
+		`CREATE TABLE ` + ks + `.analytics_state_g1 (notification_id text PRIMARY KEY, stream_version bigint, snapshot text)`,
+		`UPDATE ` + ks + `.schema_version SET version = 2 WHERE component = 'viewstore'`,
+	} {
+		if err := s.Query(stmt).Exec(); err != nil {
+			ddlMu.Unlock()
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	err := cassandra.Migrate(ctx, s, cassandra.MigrateOptions{Keyspace: ks})
+	ddlMu.Unlock()
+	if err != nil {
+		t.Fatalf("migrate from version 2: %v", err)
+	}
+	var tables, columns []string
+	var name string
+	iter := s.Query(`SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?`, ks).Iter()
+	for iter.Scan(&name) {
+		tables = append(tables, name)
+	}
+	if err := iter.Close(); err != nil {
+		t.Fatal(err)
+	}
+	iter = s.Query(`SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = 'notifications_g1'`, ks).Iter()
+	for iter.Scan(&name) {
+		columns = append(columns, name)
+	}
+	if err := iter.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, gone := range []string{"inbox_state_g1", "analytics_state_g1"} {
+		if slices.Contains(tables, gone) {
+			t.Errorf("table %s still there after migrating: %v", gone, tables)
+		}
+	}
+	for _, gone := range []string{"snapshot", "stream_version"} {
+		if slices.Contains(columns, gone) {
+			t.Errorf("column %s still in notifications_g1 after migrating: %v", gone, columns)
+		}
+	}
+	w, err := cassandra.Open(ctx, s, cassandra.Options{Keyspace: ks, History: &rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := w.Notification(ctx, viewstoretest.N1); err != nil || d.Status != domain.StatusDelivered {
+		t.Fatalf("n-1 after migrating = %+v, %v", d, err)
+	}
 }

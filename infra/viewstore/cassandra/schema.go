@@ -192,10 +192,26 @@ var migrations = []func(m *migrator, ks string){
 			}
 		}
 	},
-	// 3: the inbox and analytics projections' copies of every
-	// notification's state go, in every generation: they fold the states
-	// they do not hold in memory from the log (projections.History).
+	// 3: the projections store no notification states any more, in any
+	// generation: they fold the states they do not hold in memory from
+	// the log (projections.History). The inbox and analytics state tables
+	// go, and so do the snapshot and stream_version columns of the status
+	// view.
 	func(m *migrator, ks string) {
+		var live, shadow, retired int
+		err := m.s.Query(fmt.Sprintf(`SELECT live, shadow, retired FROM %s.generations WHERE projection = ?`, ks),
+			projections.ProjectionNotifications).WithContext(m.ctx).Scan(&live, &shadow, &retired)
+		if err != nil {
+			if m.err == nil {
+				m.err = err
+			}
+			return
+		}
+		for _, gen := range []int{live, shadow, retired} {
+			if gen > 0 {
+				m.dropColumns(ks, "notifications", gen, "snapshot", "stream_version")
+			}
+		}
 		for p, table := range map[string]string{projections.ProjectionInbox: "inbox_state", projections.ProjectionAnalytics: "analytics_state"} {
 			var live, shadow, retired int
 			err := m.s.Query(fmt.Sprintf(`SELECT live, shadow, retired FROM %s.generations WHERE projection = ?`, ks), p).
@@ -285,6 +301,31 @@ func (m *migrator) createGeneration(ks, projection string, gen int) {
 	}
 }
 
+// dropColumns drops those of cols that generation gen of table has (ALTER
+// TABLE DROP has no IF EXISTS: a re-run after a failure midway must skip
+// what is gone).
+func (m *migrator) dropColumns(ks, table string, gen int, cols ...string) {
+	if m.err != nil {
+		return
+	}
+	iter := m.s.Query(`SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?`,
+		ks, fmt.Sprintf("%s_g%d", table, gen)).WithContext(m.ctx).Iter()
+	has := map[string]bool{}
+	var name string
+	for iter.Scan(&name) {
+		has[name] = true
+	}
+	if err := iter.Close(); err != nil {
+		m.err = err
+		return
+	}
+	for _, c := range cols {
+		if has[c] {
+			m.ddl(fmt.Sprintf(`ALTER TABLE %s DROP %s`, tableName(ks, table, gen), c))
+		}
+	}
+}
+
 func (m *migrator) dropGeneration(ks, projection string, gen int) {
 	for _, t := range viewTables[projection] {
 		m.ddl(`DROP TABLE IF EXISTS ` + tableName(ks, t.name, gen))
@@ -324,8 +365,7 @@ const (
 // absolute value, so writing it twice leaves the same row.
 var viewTables = map[string][]viewTable{
 	projections.ProjectionNotifications: {
-		// The status view and the projector's state: one partition per
-		// notification, holding the domain snapshot it resumes from.
+		// The status view: one partition per notification.
 		{"notifications", []string{`CREATE TABLE IF NOT EXISTS {t} (
 			id             text PRIMARY KEY,
 			status         text,
@@ -338,9 +378,7 @@ var viewTables = map[string][]viewTable{
 			updated_at     bigint,
 			version        int,
 			recipient      text,   -- domain.Recipient JSON
-			deliveries     text,   -- []projections.DeliveryView JSON
-			snapshot       text,   -- domain.NotificationSnapshot JSON
-			stream_version bigint -- last stream version applied
+			deliveries     text    -- []projections.DeliveryView JSON
 		)`}},
 		// The search index: one partition per UTC day of created_at,
 		// newest first, with SAI indexes for the filters. A query walks
