@@ -12,8 +12,9 @@
 //
 // Cassandra has no multi-row transaction, so instead of committing a batch
 // with its checkpoint this store makes every write replay-safe: rows are
-// absolute values (no counters, no list appends), the projector's state
-// per notification records the stream version it reflects, analytics rows
+// absolute values (no counters, no list appends), no projection stores the
+// notification states it computes (after a restart they are folded again
+// from the log up to the checkpoint, projections.History), analytics rows
 // record the last log position counted into them, and the checkpoint is
 // written after everything else. One writer per projection (the Runner)
 // is assumed: it computes aggregates by read-modify-write.
@@ -21,7 +22,7 @@
 // Rebuilds fill a new generation of the projection's tables and swap it in
 // by rewriting one pointer row (see Views).
 //
-// Status is never derived here: projectors restore the domain snapshot,
-// evolve it with domain.EvolveNotification and store what the domain says.
+// Status is never derived here: projectors fold the domain's state with
+// domain.EvolveNotification and store what the domain says.
 // It must not be imported by readapi or domain.
 package cassandra

@@ -284,12 +284,11 @@ func (v *Views) writeCheckpoint(ctx context.Context, projection string, gen int,
 
 // Apply implements projections.Store. Cassandra has no transaction over a
 // batch, so Apply makes every write replay-safe instead and orders them:
-// first the view rows, then the projection's per-notification state (the
-// snapshot it resumes from, with the stream version it reflects), then the
-// checkpoint. After a crash anywhere in between, re-applying the batch
-// (the Runner resumes from the checkpoint) rewrites the same absolute
-// values: events already in a notification's stored state are skipped, and
-// each analytics row remembers the last log position counted into it.
+// first the view rows, then the checkpoint. After a crash anywhere in
+// between, re-applying the batch (the Runner resumes from the checkpoint)
+// rewrites the same absolute values: the notification states it starts
+// from are folded from the log up to the checkpoint, and each analytics row
+// remembers the last log position counted into it.
 func (v *Views) Apply(ctx context.Context, projection string, events []eventstore.RecordedEvent, checkpoint eventstore.Position) error {
 	w, err := v.writerFor(ctx, projection)
 	if err != nil {

@@ -17,7 +17,13 @@
 // page from the same checkpoint share the decoded events and the evolved
 // states and snapshots (projections.Fold).
 //
-// Status is never derived here: projectors restore the domain snapshot,
-// evolve it with domain.EvolveNotification, and store what the domain says.
+// Status is never derived here: projectors restore the domain snapshot
+// (the notifications projection stores one with each status row; the
+// others fold the states they do not hold in memory from the log,
+// projections.History), evolve it with domain.EvolveNotification, and store
+// what the domain says.
+//
+// WAL checkpoints run on a goroutine of their own, beside the writer
+// (checkpoint.go).
 // It must not be imported by readapi or domain.
 package sqlite
