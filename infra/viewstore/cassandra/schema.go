@@ -198,34 +198,12 @@ var migrations = []func(m *migrator, ks string){
 	// go, and so do the snapshot and stream_version columns of the status
 	// view.
 	func(m *migrator, ks string) {
-		var live, shadow, retired int
-		err := m.s.Query(fmt.Sprintf(`SELECT live, shadow, retired FROM %s.generations WHERE projection = ?`, ks),
-			projections.ProjectionNotifications).WithContext(m.ctx).Scan(&live, &shadow, &retired)
-		if err != nil {
-			if m.err == nil {
-				m.err = err
-			}
-			return
-		}
-		for _, gen := range []int{live, shadow, retired} {
-			if gen > 0 {
-				m.dropColumns(ks, "notifications", gen, "snapshot", "stream_version")
-			}
+		for _, gen := range m.generations(ks, projections.ProjectionNotifications) {
+			m.dropColumns(ks, "notifications", gen, "snapshot", "stream_version")
 		}
 		for p, table := range map[string]string{projections.ProjectionInbox: "inbox_state", projections.ProjectionAnalytics: "analytics_state"} {
-			var live, shadow, retired int
-			err := m.s.Query(fmt.Sprintf(`SELECT live, shadow, retired FROM %s.generations WHERE projection = ?`, ks), p).
-				WithContext(m.ctx).Scan(&live, &shadow, &retired)
-			if err != nil {
-				if m.err == nil {
-					m.err = err
-				}
-				return
-			}
-			for _, gen := range []int{live, shadow, retired} {
-				if gen > 0 {
-					m.ddl(`DROP TABLE IF EXISTS ` + tableName(ks, table, gen))
-				}
+			for _, gen := range m.generations(ks, p) {
+				m.ddl(`DROP TABLE IF EXISTS ` + tableName(ks, table, gen))
 			}
 		}
 	},
@@ -299,6 +277,28 @@ func (m *migrator) createGeneration(ks, projection string, gen int) {
 			m.ddl(strings.NewReplacer("{t}", tableName(ks, t.name, gen), "{i}", indexName(t.name, gen)).Replace(stmt))
 		}
 	}
+}
+
+// generations returns the projection's live, shadow and retired
+// generations, those that exist.
+func (m *migrator) generations(ks, projection string) []int {
+	if m.err != nil {
+		return nil
+	}
+	var live, shadow, retired int
+	err := m.s.Query(fmt.Sprintf(`SELECT live, shadow, retired FROM %s.generations WHERE projection = ?`, ks), projection).
+		WithContext(m.ctx).Scan(&live, &shadow, &retired)
+	if err != nil {
+		m.err = err
+		return nil
+	}
+	var out []int
+	for _, gen := range []int{live, shadow, retired} {
+		if gen > 0 {
+			out = append(out, gen)
+		}
+	}
+	return out
 }
 
 // dropColumns drops those of cols that generation gen of table has (ALTER

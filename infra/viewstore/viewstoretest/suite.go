@@ -72,15 +72,25 @@ func testRestarts(t *testing.T, rec *Recorder, restarted, straight Views, reopen
 			evs = append(evs, rec.Record(s.ID, e))
 		}
 	}
+	eachAgainstAll(t, evs, restarted, straight, reopen, "restarted before every event")
+}
+
+// eachAgainstAll applies evs one event at a time to each (reopening it
+// with reopen first, when not nil) and in one batch to all, and fails
+// unless the two answer the same; what names the first way.
+func eachAgainstAll(t *testing.T, evs []eventstore.RecordedEvent, each, all Views, reopen func(Views) Views, what string) {
+	t.Helper()
 	for i := range evs {
-		restarted = reopen(restarted)
-		ApplyAll(t, restarted, evs[i:i+1])
+		if reopen != nil {
+			each = reopen(each)
+		}
+		ApplyAll(t, each, evs[i:i+1])
 	}
-	ApplyAll(t, straight, evs)
-	a := Capture(t, restarted, scenarioIDs(), scenarioRecipients)
-	b := Capture(t, straight, scenarioIDs(), scenarioRecipients)
+	ApplyAll(t, all, evs)
+	a := Capture(t, each, scenarioIDs(), scenarioRecipients)
+	b := Capture(t, all, scenarioIDs(), scenarioRecipients)
 	if !reflect.DeepEqual(a, b) {
-		t.Fatalf("restarted before every event and applied at once differ:\n%+v\n%+v", a, b)
+		t.Fatalf("%s and one batch differ:\n%+v\n%+v", what, a, b)
 	}
 }
 
@@ -229,16 +239,7 @@ func testStatus(t *testing.T, rec *Recorder, v Views) {
 }
 
 func testBatching(t *testing.T, rec *Recorder, oneByOne, allAtOnce Views) {
-	evs := rec.RecordAll(Scenario()...)
-	for i := range evs {
-		ApplyAll(t, oneByOne, evs[i:i+1])
-	}
-	ApplyAll(t, allAtOnce, evs)
-	a := Capture(t, oneByOne, scenarioIDs(), scenarioRecipients)
-	b := Capture(t, allAtOnce, scenarioIDs(), scenarioRecipients)
-	if !reflect.DeepEqual(a, b) {
-		t.Fatalf("event-by-event and one batch differ:\n%+v\n%+v", a, b)
-	}
+	eachAgainstAll(t, rec.RecordAll(Scenario()...), oneByOne, allAtOnce, nil, "event by event")
 }
 
 func testReapply(t *testing.T, rec *Recorder, v Views) {
