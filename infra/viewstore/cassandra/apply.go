@@ -17,8 +17,9 @@ import (
 )
 
 // writer is the single writer of one generation of one projection. Between
-// batches it keeps what it would otherwise read back: the checkpoint, the
-// notification states it last wrote, the analytics rows it last wrote and
+// batches it keeps what it would otherwise read back or fold again: the
+// checkpoint, the notification states it last computed (see loadStates
+// for when they still hold), the analytics rows it last wrote and
 // the directory rows known to exist. Any failed Apply drops all of it, so
 // the retry starts from what Cassandra holds.
 type writer struct {
@@ -136,9 +137,6 @@ func (w *writer) project(ctx context.Context, order []domain.NotificationID, ste
 		c := change{id: id, before: prior[id]}
 		n := c.before.n
 		for _, s := range steps[id] {
-			if s.rec.Version <= c.before.sv {
-				continue // already in the stored state (a re-applied batch)
-			}
 			c.steps = append(c.steps, s)
 			n = domain.EvolveNotification(n, s.ev)
 			c.updated = projections.EventTime(s.ev, s.rec.RecordedAt)
@@ -184,14 +182,16 @@ func (w *writer) project(ctx context.Context, order []domain.NotificationID, ste
 // loadStates returns the state of every notification of the batch before
 // it, folded from the log. It reads only what it must: a cached state is
 // what this writer last computed, and a notification whose first event
-// (version 1) is in the batch has no earlier state (after a crash its
-// stored state, if any, came from the same events, so starting afresh
-// yields it again).
+// (version 1) is in the batch has no earlier state.
 func (w *writer) loadStates(ctx context.Context, order []domain.NotificationID, steps map[domain.NotificationID][]step) (map[domain.NotificationID]state, error) {
 	out := make(map[domain.NotificationID]state, len(order))
 	var missing []domain.NotificationID
 	for _, id := range order {
-		if st, ok := w.states[id]; ok {
+		// A cached state is used only when it is folded up to just
+		// before the batch: another process may have written the
+		// projection since this writer last did (a standby that took
+		// over and handed back), and then the cache is behind.
+		if st, ok := w.states[id]; ok && st.sv == steps[id][0].rec.Version-1 {
 			out[id] = st
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -255,5 +256,44 @@ func TestMigrateFromVersion2(t *testing.T) {
 	}
 	if d, err := w.Notification(ctx, viewstoretest.N1); err != nil || d.Status != domain.StatusDelivered {
 		t.Fatalf("n-1 after migrating = %+v, %v", d, err)
+	}
+}
+
+// Two processes take turns writing a projection (a standby taking over and
+// handing back): the one that resumes must not build on the states it
+// cached before the other wrote, which are behind the checkpoint.
+func TestWritersTakingTurns(t *testing.T) {
+	s := testSession(t)
+	ctx := context.Background()
+	var rec viewstoretest.Recorder
+	a, ks := newKeyspace(t, cassandra.Options{History: &rec})
+	b, err := cassandra.Open(ctx, s, cassandra.Options{Keyspace: ks, History: &rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	straight := newViews(t, cassandra.Options{History: &rec})
+	// The streams interleaved, so that each spans the three turns.
+	var evs []eventstore.RecordedEvent
+	streams := viewstoretest.Scenario()
+	for k, more := 0, true; more; k++ {
+		more = false
+		for _, st := range streams {
+			if k < len(st.Events) {
+				evs = append(evs, rec.Record(st.ID, st.Events[k]))
+				more = true
+			}
+		}
+	}
+	third := len(evs) / 3
+	viewstoretest.ApplyAll(t, a, evs[:third])
+	viewstoretest.ApplyAll(t, b, evs[third:2*third])
+	viewstoretest.ApplyAll(t, a, evs[2*third:])
+	viewstoretest.ApplyAll(t, straight, evs)
+	ids := []domain.NotificationID{viewstoretest.N1, viewstoretest.N2, viewstoretest.N3}
+	recipients := []string{"user-1", "user-2", "nobody"}
+	got := viewstoretest.Capture(t, a, ids, recipients)
+	want := viewstoretest.Capture(t, straight, ids, recipients)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("taking turns and one writer differ:\n%+v\n%+v", got, want)
 	}
 }
