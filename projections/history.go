@@ -14,12 +14,12 @@ import (
 //
 // A projection needs, for each notification a batch touches, the state the
 // notification's earlier events fold to. The stores keep the states they
-// computed last in memory, and the notifications projection stores one in
-// its status view anyway; the other projections used to store a copy of
-// their own as well, written with every change. Folding from the log the
-// few states memory does not hold (after a restart, or for a notification
-// untouched for a long time) replaced those copies: two of the three
-// snapshots a change wrote.
+// computed last in memory; each projection used to store a copy as well,
+// written with every change. Folding from the log the few states memory
+// does not hold (after a restart, or for a notification untouched for a
+// long time) replaced those copies. (The SQLite store's status view keeps
+// a snapshot, which its notifications projection resumes from and its
+// scheduled-release query reads.)
 type History interface {
 	ReadStream(ctx context.Context, stream string, after uint64, limit int) ([]eventstore.RecordedEvent, error)
 }

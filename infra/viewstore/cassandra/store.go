@@ -46,9 +46,9 @@ func NewCluster(hosts ...string) *gocql.ClusterConfig {
 type Options struct {
 	// Keyspace holds the tables Migrate created.
 	Keyspace string
-	// History is the event log the views follow (required): the inbox
-	// and analytics projections store no notification states and fold
-	// from it those they do not hold in memory (see projections.History).
+	// History is the event log the views follow (required): no
+	// projection stores notification states; each folds from it those
+	// it does not hold in memory (see projections.History).
 	History projections.History
 	// Concurrency bounds the statements one Apply has in flight
 	// (default 64).

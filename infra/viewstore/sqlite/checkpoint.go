@@ -78,7 +78,7 @@ type checkpointer struct {
 }
 
 func startCheckpointer(path string, writer *sql.DB, every time.Duration, restartAt int) (*checkpointer, error) {
-	db, err := sql.Open(viewsDriver, dsn(path, false, busyTimeout))
+	db, err := sql.Open(viewsDriver, dsn(path, false))
 	if err != nil {
 		return nil, err
 	}

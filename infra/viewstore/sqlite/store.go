@@ -88,11 +88,11 @@ func (v *Views) dropStates(projection string) {
 	v.statesMu.Unlock()
 }
 
-func dsn(path string, readOnly bool, busy time.Duration) string {
+func dsn(path string, readOnly bool) string {
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "NORMAL")
-	q.Set("_busy_timeout", strconv.FormatInt(busy.Milliseconds(), 10))
+	q.Set("_busy_timeout", strconv.FormatInt(busyTimeout.Milliseconds(), 10))
 	q.Set("_cache_size", "-65536")
 	// Each connection keeps its prepared statements across transactions:
 	// the projectors run the same few dozen statements in every Apply, and
@@ -121,7 +121,7 @@ func Open(ctx context.Context, path string, opts Options) (*Views, error) {
 			return nil, fmt.Errorf("open view store: %w", err)
 		}
 	}
-	writeDB, err := sql.Open(viewsDriver, dsn(path, false, busyTimeout))
+	writeDB, err := sql.Open(viewsDriver, dsn(path, false))
 	if err != nil {
 		return nil, fmt.Errorf("open view store: %w", err)
 	}
@@ -136,7 +136,7 @@ func Open(ctx context.Context, path string, opts Options) (*Views, error) {
 	}
 	// The read pool opens after the schema exists, so no reader ever runs
 	// against a file without tables.
-	readDB, err := sql.Open(viewsDriver, dsn(path, true, busyTimeout))
+	readDB, err := sql.Open(viewsDriver, dsn(path, true))
 	if err != nil {
 		writeDB.Close()
 		return nil, fmt.Errorf("open view store: %w", err)
