@@ -60,11 +60,23 @@ func (h *SendHandler) Handle(ctx context.Context, cmd Send) (SendResult, error) 
 		return SendResult{}, err
 	}
 	now := h.clock()
-	if cmd.Request, err = h.pinTemplate(ctx, cmd.Request, now); err != nil {
+	pinned, err := h.pinTemplate(ctx, cmd.Request, now)
+	if err != nil {
+		if cmd.IdempotencyKey != "" {
+			// Perhaps a repeat, judged against the original whatever
+			// became of its template since (a new version, archived).
+			if res, rerr := h.resolveExisting(ctx, id, cmd, now); !errors.Is(rerr, errNoOriginal) {
+				return res, rerr
+			}
+		}
 		return SendResult{}, fmt.Errorf("send %s: %w", id, err)
 	}
-	return h.send(ctx, id, cmd, now)
+	return h.send(ctx, id, cmd, pinned, now)
 }
+
+// errNoOriginal says that the stream a repeat was to be judged against
+// does not exist: the request is not a repeat after all.
+var errNoOriginal = errors.New("no notification with this idempotency key yet")
 
 // pinTemplate checks the template a request names against the channels it
 // will go to and pins "the latest" to the version published now, so the
@@ -92,21 +104,26 @@ func (h *SendHandler) pinTemplate(ctx context.Context, req domain.NotificationRe
 	return req, nil
 }
 
-func (h *SendHandler) send(ctx context.Context, id domain.NotificationID, cmd Send, now time.Time) (SendResult, error) {
+// send creates the notification from req, the client's request (in cmd)
+// with its template pinned; a repeat is judged on cmd.Request, as the
+// client sent it.
+func (h *SendHandler) send(ctx context.Context, id domain.NotificationID, cmd Send, req domain.NotificationRequest, now time.Time) (SendResult, error) {
 	// Optimistic create: almost every send names a new stream, so decide on
 	// the empty state and append expecting no stream, which saves reading
 	// the stream first. Only when it exists (an Idempotency-Key repeat) is
 	// it loaded and the request decided against what is there.
-	plan, err := h.planNow(ctx, cmd.Request, now)
+	plan, err := h.planNow(ctx, req, now)
 	if err != nil {
 		return SendResult{}, fmt.Errorf("send %s: %w", id, err)
 	}
-	events, err := decideSend(domain.Notification{}, id, cmd.Request, cmd.IdempotencyKey, now, plan)
+	events, err := decideSend(domain.Notification{}, id, req, cmd.IdempotencyKey, now, plan)
 	if err != nil {
 		if cmd.IdempotencyKey != "" {
 			// A repeat is judged against the original, not revalidated:
 			// its expires_at may have passed since it was accepted.
-			return h.resolveExisting(ctx, id, cmd, now)
+			if res, rerr := h.resolveExisting(ctx, id, cmd, now); !errors.Is(rerr, errNoOriginal) {
+				return res, rerr
+			}
 		}
 		return SendResult{}, fmt.Errorf("send %s: %w", id, err)
 	}
@@ -126,11 +143,17 @@ func (h *SendHandler) send(ctx context.Context, id domain.NotificationID, cmd Se
 	return h.resolveExisting(ctx, id, cmd, now)
 }
 
-// resolveExisting decides a send against the stream already at its ID.
+// resolveExisting decides a send against the stream already at its ID:
+// the original when cmd.Request is the same, an idempotency conflict when
+// not. It appends nothing, and returns an error wrapping errNoOriginal
+// when there is no such stream.
 func (h *SendHandler) resolveExisting(ctx context.Context, id domain.NotificationID, cmd Send, now time.Time) (SendResult, error) {
 	out, err := h.x.execute(ctx, id, cmd.metadata(id), func(state domain.Notification) ([]domain.Event, error) {
-		// A repeat plans nothing; a stream found empty (it cannot be,
-		// but the rule must hold) is planned from the request.
+		if !state.Exists() {
+			// Creating belongs to the full path (template pinned,
+			// recipient planned), not to this one.
+			return nil, errNoOriginal
+		}
 		return decideSend(state, id, cmd.Request, cmd.IdempotencyKey, now, nil)
 	})
 	if err != nil {

@@ -129,10 +129,13 @@ func (h *SendBatchHandler) Handle(ctx context.Context, cmd SendBatch) (SendBatch
 		firstWithID[id] = i
 		req, err := h.send.pinTemplate(ctx, item.Request, now)
 		if err != nil {
+			if item.IdempotencyKey != "" {
+				exists = append(exists, i) // perhaps a repeat, see below
+				continue
+			}
 			r.Err = err
 			continue
 		}
-		cmd.Items[i].Request = req
 		plan, err := h.send.planNow(ctx, req, now)
 		if err != nil {
 			r.Err = err
@@ -179,16 +182,19 @@ func (h *SendBatchHandler) Handle(ctx context.Context, cmd SendBatch) (SendBatch
 		}
 	}
 
-	// Rare paths, one item at a time: the key was used before this batch,
-	// or twice inside it.
+	// Rare paths, one item at a time, as single sends: the key was used
+	// before this batch, or twice inside it. A send judges a repeat
+	// against the original as the client sent it, and creates the
+	// notification in full (template pinned, recipient planned) when there
+	// is none: the first item with the key may have been refused.
 	for _, i := range append(exists, repeats...) {
 		if err := ctx.Err(); err != nil {
 			res.Items[i].Err = err
 			continue
 		}
-		sr, err := h.send.resolveExisting(ctx, res.Items[i].ID, Send{
+		sr, err := h.send.Handle(ctx, Send{
 			Origin: cmd.Origin, Request: cmd.Items[i].Request, IdempotencyKey: cmd.Items[i].IdempotencyKey,
-		}, now)
+		})
 		if err != nil {
 			res.Items[i].Err = err
 			continue
