@@ -122,3 +122,46 @@ func grepLines(s, prefix string) string {
 	}
 	return b.String()
 }
+
+// A /v1 path that no route serves answers problem+json like the rest of
+// the API, not the dashboard's plain-text 404.
+func TestServeAnswersUnknownAPIPathsWithProblems(t *testing.T) {
+	t.Parallel()
+	base := startServe(t, t.TempDir())
+	for _, c := range []struct {
+		method, path string
+		code         int
+		allow        string
+	}{
+		{"GET", "/v1/nothing", 404, ""},
+		{"GET", "/v1/notifications/x/nothing", 404, ""},
+		{"DELETE", "/v1/notifications", 405, "GET, POST"},
+		{"PUT", "/v1/notifications/batch", 405, "GET, POST"}, // GET: /v1/notifications/{id}
+		{"POST", "/v1/templates/otp", 405, "GET, PUT"},
+	} {
+		req, err := http.NewRequest(c.method, base+c.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+testAdminKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p struct{ Type, Detail string }
+		err = json.NewDecoder(resp.Body).Decode(&p)
+		resp.Body.Close()
+		want := "https://herald.dev/problems/not-found"
+		if c.code == 405 {
+			want = "https://herald.dev/problems/method-not-allowed"
+		}
+		if err != nil || resp.StatusCode != c.code || resp.Header.Get("Content-Type") != "application/problem+json" ||
+			p.Type != want || resp.Header.Get("Allow") != c.allow {
+			t.Errorf("%s %s: %d %s Allow %q, %+v (%v); want %d %s Allow %q", c.method, c.path, resp.StatusCode,
+				resp.Header.Get("Content-Type"), resp.Header.Get("Allow"), p, err, c.code, want, c.allow)
+		}
+	}
+	if a := do(t, "GET", base+"/", "", ""); a.code != 200 {
+		t.Fatalf("dashboard: %d", a.code)
+	}
+}

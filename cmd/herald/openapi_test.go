@@ -82,7 +82,7 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 
 	served := map[string]bool{}
 	err = chi.Walk(srv.Router(), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
-		if route == "/*" { // the dashboard's static files
+		if route == "/*" || route == "/v1/*" { // the dashboard's static files, the API's answer to unknown paths
 			return nil
 		}
 		served[strings.ToUpper(method)+" "+route] = true

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -20,6 +21,7 @@ import (
 	"herald/adapters/scheduler"
 	"herald/commands"
 	"herald/commands/groups"
+	"herald/commands/problem"
 	"herald/commands/recipients"
 	"herald/commands/schedules"
 	"herald/commands/templates"
@@ -409,12 +411,7 @@ func (a *app) routes() []route {
 	}
 }
 
-type router interface {
-	Method(method, pattern string, h http.Handler)
-	Handle(pattern string, h http.Handler)
-}
-
-func (a *app) mount(r router) {
+func (a *app) mount(r chi.Router) {
 	for _, rt := range a.routes() {
 		h := rt.handler
 		if _, ok := h.(direct); !ok {
@@ -425,7 +422,30 @@ func (a *app) mount(r router) {
 		}
 		r.Method(rt.method, rt.pattern, h)
 	}
+	r.Handle("/v1/*", unrouted(r))
 	r.Handle("/*", web.Handler())
+}
+
+// unrouted answers a request under /v1 that no route takes, as the API
+// answers everything: a problem+json 405 with Allow when the path has
+// routes for other methods, a 404 when it has none. (The dashboard's
+// catch-all answered them in plain text.)
+func unrouted(routes chi.Routes) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			rctx := chi.NewRouteContext()
+			if routes.Match(rctx, m, r.URL.Path) && rctx.RoutePattern() != "/v1/*" {
+				allow = append(allow, m)
+			}
+		}
+		p, detail := commands.ProblemNotFound, "no API route has this path"
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			p, detail = commands.ProblemMethodNotAllowed, fmt.Sprintf("%s is not served on this path; it takes %s", r.Method, strings.Join(allow, ", "))
+		}
+		problem.Write(w, p.Status, commands.Problem{Type: p.URI(), Title: p.Title, Status: p.Status, Detail: detail})
+	})
 }
 
 // ownRouting lets an API package's own router match the request afresh. The
