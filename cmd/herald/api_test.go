@@ -165,3 +165,19 @@ func TestServeAnswersUnknownAPIPathsWithProblems(t *testing.T) {
 		t.Fatalf("dashboard: %d", a.code)
 	}
 }
+
+// A path parameter escaped more than it had to be reaches the handler
+// decoded: the recipient written as ann%40x is ann@x.
+func TestServeDecodesEscapedPathParameters(t *testing.T) {
+	t.Parallel()
+	base := startServe(t, t.TempDir())
+	if a := do(t, "PUT", base+"/v1/recipients/ann%40example", testAdminKey, `{"email":"ann@example.com"}`); a.code/100 != 2 {
+		t.Fatalf("PUT escaped: %d %s", a.code, a.raw)
+	}
+	for _, path := range []string{"/v1/recipients/ann@example", "/v1/recipients/ann%40example"} {
+		a := do(t, "GET", base+path, testAdminKey, "")
+		if a.code != 200 || a.body["id"] != "ann@example" || a.body["email"] != "ann@example.com" {
+			t.Fatalf("GET %s: %d %s; want the profile of ann@example", path, a.code, a.raw)
+		}
+	}
+}

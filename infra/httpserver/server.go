@@ -36,11 +36,29 @@ type Server struct {
 // endpoints. Mount API routes on Router().
 func New(log *slog.Logger, mw []func(http.Handler) http.Handler, checks ...Check) *Server {
 	s := &Server{router: chi.NewRouter(), log: log, checks: checks}
-	s.router.Use(middleware.RequestID, middleware.Recoverer)
+	s.router.Use(middleware.RequestID, middleware.Recoverer, decodedPaths)
 	s.router.Use(mw...)
 	s.router.Get("/healthz", s.healthz)
 	s.router.Get("/readyz", s.readyz)
 	return s
+}
+
+// decodedPaths makes every router downstream (the API packages route again
+// on their own) match on the decoded path. chi matches on the escaped form
+// when the client escaped more than it had to, so /v1/recipients/ann%40x
+// handed its handler the ID "ann%40x", not "ann@x". An escaped "/" becomes
+// a separator: no ID may hold one.
+func decodedPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.RawPath != "" {
+			u := *r.URL
+			u.RawPath = ""
+			r2 := *r
+			r2.URL = &u
+			r = &r2
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Router returns the router to mount routes on before Serve.
