@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"net/url"
 	"slices"
 	"strings"
@@ -103,8 +104,13 @@ func (r NotificationRequest) Validate(now time.Time) error {
 
 	// A request that is expired on arrival can never be sent, so expires_at
 	// must also be in the future when the schedule is in the past.
+	if r.ScheduledAt != nil && !Representable(*r.ScheduledAt) {
+		v.add("scheduled_at", representableProblem)
+	}
 	switch {
 	case r.ExpiresAt == nil:
+	case !Representable(*r.ExpiresAt):
+		v.add("expires_at", representableProblem)
 	case r.ScheduledAt != nil && !r.ExpiresAt.After(*r.ScheduledAt):
 		v.add("expires_at", "must be after scheduled_at")
 	case !r.ExpiresAt.After(now):
@@ -248,6 +254,18 @@ func validHTTPURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
+
+// The times the ledger can hold: the views and the retry schedule keep
+// times as nanoseconds since 1970 in an int64.
+var (
+	MinTime = time.Unix(0, math.MinInt64).UTC()
+	MaxTime = time.Unix(0, math.MaxInt64).UTC()
+)
+
+// Representable reports whether t lies from MinTime to MaxTime.
+func Representable(t time.Time) bool { return !t.Before(MinTime) && !t.After(MaxTime) }
+
+const representableProblem = "must be from 1678-09-21 to 2262-04-11"
 
 func validCategory(s string) bool {
 	if len(s) > MaxCategoryLen {

@@ -128,6 +128,16 @@ func TestNotificationRequestValidate(t *testing.T) {
 		{"category 64 chars ok", func(r *domain.NotificationRequest) { r.Category = strings.Repeat("a", 64) }, nil},
 		{"category too long", func(r *domain.NotificationRequest) { r.Category = strings.Repeat("a", 65) }, []string{"category"}},
 		{"expires in the past", func(r *domain.NotificationRequest) { r.ExpiresAt = ptr(at(-1)) }, []string{"expires_at"}},
+		{"scheduled past what the views hold", func(r *domain.NotificationRequest) {
+			r.ScheduledAt = ptr(time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC))
+		}, []string{"scheduled_at"}},
+		{"expires past what the views hold", func(r *domain.NotificationRequest) {
+			r.ExpiresAt = ptr(time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC))
+		}, []string{"expires_at"}},
+		{"scheduled and expiring at the last time the views hold", func(r *domain.NotificationRequest) {
+			r.ScheduledAt = ptr(domain.MaxTime.Add(-time.Second))
+			r.ExpiresAt = ptr(domain.MaxTime)
+		}, nil},
 		{"expires now", func(r *domain.NotificationRequest) { r.ExpiresAt = ptr(now) }, []string{"expires_at"}},
 		{"expires before schedule", func(r *domain.NotificationRequest) {
 			r.ScheduledAt = ptr(at(30))

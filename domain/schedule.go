@@ -89,7 +89,14 @@ func (s ScheduleSpec) Validate(loc *time.Location) error {
 	if s.TimeZone == "" || len(s.TimeZone) > MaxScheduleZoneLen || loc == nil {
 		v.add("time_zone", "must be an IANA time zone name like Europe/Berlin")
 	}
-	if s.EndAt != nil && !s.EndAt.After(s.StartAt) {
+	if !Representable(s.StartAt) {
+		v.add("start_at", representableProblem)
+	}
+	switch {
+	case s.EndAt == nil:
+	case !Representable(*s.EndAt):
+		v.add("end_at", representableProblem)
+	case !s.EndAt.After(s.StartAt):
 		v.add("end_at", "must be after start_at")
 	}
 	return v.err()

@@ -48,6 +48,9 @@ func TestDecideSchedule(t *testing.T) {
 	ended := create
 	end := t0.Add(-time.Hour)
 	ended.Spec.StartAt, ended.Spec.EndAt = t0.Add(-2*time.Hour), &end
+	beyond := create
+	never := time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)
+	beyond.Spec.StartAt, beyond.Spec.EndAt = never, &never
 
 	cases := []struct {
 		name   string
@@ -62,6 +65,7 @@ func TestDecideSchedule(t *testing.T) {
 		{"create other spec under the id", active, domain.CreateSchedule{ID: "daily", Spec: domain.ScheduleSpec{EverySeconds: 3600, TimeZone: "UTC"}, Location: time.UTC, Request: scheduleMessage(), Now: t0}, domain.ErrScheduleExists, nil, nil},
 		{"create invalid", domain.Schedule{}, bad, domain.ErrInvalidRequest, []string{"cron", "time_zone", "request.recipient", "request.scheduled_at"}, nil},
 		{"create already ended", domain.Schedule{}, ended, domain.ErrInvalidRequest, []string{"end_at"}, nil},
+		{"create past what the views hold", domain.Schedule{}, beyond, domain.ErrInvalidRequest, []string{"start_at", "end_at"}, nil},
 		{"fire when due", active, domain.FireSchedule{FiringTime: at(15), Location: time.UTC, Now: at(15)}, nil, nil, []string{domain.TypeScheduleFired}},
 		{"fire late", active, domain.FireSchedule{FiringTime: at(15), Location: time.UTC, Now: at(16)}, nil, nil, []string{domain.TypeScheduleFired}},
 		{"fire again is a no-op", fired, domain.FireSchedule{FiringTime: at(15), Location: time.UTC, Now: at(15)}, nil, nil, nil},

@@ -287,6 +287,14 @@ func (q *query) time(name string) time.Time {
 		q.fail(name, "must be an RFC 3339 time such as 2026-11-02T10:00:00Z")
 		return time.Time{}
 	}
+	// The views cannot hold a time outside what they represent, so a
+	// bound beyond it selects as much as the nearest one does.
+	switch {
+	case t.Before(domain.MinTime):
+		return domain.MinTime
+	case t.After(domain.MaxTime):
+		return domain.MaxTime
+	}
 	return t.UTC()
 }
 

@@ -271,6 +271,10 @@ func TestSearch(t *testing.T) {
 		"from=" + ts(30*time.Minute): {"n-3", "n-2"},
 		"from=" + ts(0) + "&to=" + ts(90*time.Minute): {"n-2", "n-1"},
 		"recipient=nobody":                            nil,
+		// Bounds beyond the times the views hold select as the nearest.
+		"from=1600-01-01T00:00:00Z":                          {"n-3", "n-2", "n-1"},
+		"to=2300-01-01T00:00:00Z":                            {"n-3", "n-2", "n-1"},
+		"from=1600-01-01T00:00:00Z&to=" + ts(30*time.Minute): {"n-1"},
 	} {
 		if got := ids(f.get(t, "/v1/notifications?"+q)); !reflect.DeepEqual(got, want) {
 			t.Errorf("?%s = %v, want %v", q, got, want)
