@@ -38,8 +38,8 @@ func NewMarkReadHandler(d Deps) (*MarkReadHandler, error) {
 	return &MarkReadHandler{x: executor{store: d.Store, newID: d.NewID}, clock: d.Clock}, nil
 }
 
-// Handle appends NotificationRead for the notification's latest in-app
-// delivery. A notification addressed to another recipient is reported as
+// Handle appends NotificationRead for each of the notification's in-app
+// deliveries the inbox shows unread. A notification addressed to another recipient is reported as
 // not found, so one recipient cannot probe another's inbox; reading twice
 // changes nothing; an in-app item not yet delivered wraps
 // domain.ErrDeliveryNotDelivered, and a notification without an in-app
@@ -54,12 +54,30 @@ func (h *MarkReadHandler) Handle(ctx context.Context, cmd MarkRead) (MarkReadRes
 		if !state.Exists() || state.Request().Recipient.ID != cmd.RecipientID {
 			return nil, domain.ErrNotificationNotFound
 		}
-		d, ok := state.LatestDelivery(domain.ChannelInApp)
+		latest, ok := state.LatestDelivery(domain.ChannelInApp)
 		if !ok {
 			return nil, domain.ErrNotInApp
 		}
-		delivery = d.ID()
-		return domain.DecideNotification(state, domain.MarkRead{DeliveryID: delivery, Now: now, Actor: cmd.Actor})
+		delivery = latest.ID()
+		// Every in-app item of the notification the inbox shows (a
+		// resend adds one) is read; the latest decides the error when
+		// none is there yet.
+		var events []domain.Event
+		for _, d := range state.Deliveries() {
+			if d.Channel() != domain.ChannelInApp || d.ID() == delivery || d.Status() != domain.DeliveryStatusDelivered {
+				continue
+			}
+			evs, err := domain.DecideNotification(state, domain.MarkRead{DeliveryID: d.ID(), Now: now, Actor: cmd.Actor})
+			if err != nil {
+				return nil, err
+			}
+			events = append(events, evs...)
+		}
+		evs, err := domain.DecideNotification(state, domain.MarkRead{DeliveryID: delivery, Now: now, Actor: cmd.Actor})
+		if err != nil && len(events) == 0 {
+			return nil, err
+		}
+		return append(events, evs...), nil
 	})
 	if err != nil {
 		return MarkReadResult{}, fmt.Errorf("mark read %s: %w", cmd.NotificationID, err)

@@ -54,3 +54,47 @@ func TestMarkReadInApp(t *testing.T) {
 	mustStatus(t, r, http.StatusAccepted)
 	mustProblem(t, e.postJSON(t, "/v1/recipients/user-7/inbox/"+r.Body["id"].(string)+"/read", ``), http.StatusConflict, "conflict")
 }
+
+// Reading a notification reads every in-app item of it the inbox shows: a
+// resend adds one next to the first.
+func TestMarkReadReadsEveryInAppItem(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := e.postJSON(t, "/v1/notifications", `{"recipient":{"id":"user-7"},"channels":["inapp"],"content":{"body":"hello"}}`)
+	mustStatus(t, r, http.StatusAccepted)
+	id := r.Body["id"].(string)
+	first, second := domain.NewDeliveryID(domain.ChannelInApp, 1), domain.NewDeliveryID(domain.ChannelInApp, 2)
+	e.advance(t, id,
+		domain.RecordAttempt{DeliveryID: first, Now: testNow},
+		domain.RecordSuccess{DeliveryID: first, Confirmed: true, Now: testNow},
+		domain.RequestResend{Actor: "ops", Reason: "again", Now: testNow})
+	readPath := "/v1/recipients/user-7/inbox/" + id + "/read"
+	// The resend is not delivered yet: the first item is read.
+	r = e.postJSON(t, readPath, ``)
+	mustStatus(t, r, http.StatusOK)
+	if r.Body["changed"] != true {
+		t.Fatalf("read with the resend in flight: %s", r.Raw)
+	}
+	e.advance(t, id,
+		domain.RecordAttempt{DeliveryID: second, Now: testNow},
+		domain.RecordSuccess{DeliveryID: second, Confirmed: true, Now: testNow})
+	r = e.postJSON(t, readPath, ``)
+	mustStatus(t, r, http.StatusOK)
+	if r.Body["changed"] != true || r.Body["delivery_id"] != string(second) {
+		t.Fatalf("read after the resend arrived: %s", r.Raw)
+	}
+	mustStatus(t, e.postJSON(t, readPath, ``), http.StatusOK)
+	var read []string
+	for _, rec := range e.events(t, id) {
+		if rec.Type == domain.TypeNotificationRead {
+			ev, err := domain.UnmarshalEvent(rec.Type, rec.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			read = append(read, string(ev.(domain.NotificationRead).DeliveryID))
+		}
+	}
+	if len(read) != 2 || read[0] != string(first) || read[1] != string(second) {
+		t.Fatalf("reads recorded for %v, want [%s %s] once each", read, first, second)
+	}
+}
