@@ -100,6 +100,9 @@ type RecordOutcome struct {
 	Rendered  *domain.Content
 	Reason    string
 	Retryable bool
+	// Throttled says the provider refused for its rate: the failure does
+	// not count against the attempts budget (domain.Delivery.Throttles).
+	Throttled bool
 	RetryAt   time.Time
 }
 
@@ -125,7 +128,7 @@ func (h *AttemptHandler) Record(ctx context.Context, cmd RecordOutcome) (RecordO
 		}
 		return domain.DecideNotification(state, domain.RecordFailure{
 			DeliveryID: cmd.DeliveryID, Attempt: cmd.Attempt, Reason: cmd.Reason,
-			Retryable: cmd.Retryable, RetryAt: cmd.RetryAt, Now: now,
+			Retryable: cmd.Retryable, Throttled: cmd.Throttled, RetryAt: cmd.RetryAt, Now: now,
 		})
 	})
 	if err != nil {

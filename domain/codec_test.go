@@ -40,7 +40,7 @@ func sampleEvents() []domain.Event {
 		domain.DeliveryAttempted{DeliveryID: "email-1", Attempt: 1, AttemptedAt: at(1), LeaseUntil: at(2)},
 		domain.DeliverySucceeded{DeliveryID: "email-1", Attempt: 2, ProviderMessageID: "<m-1@mail>", Confirmed: false, SucceededAt: at(2).Add(123456789),
 			Rendered: &domain.Content{Subject: "Your code", Body: "Code 123456"}},
-		domain.DeliveryFailed{DeliveryID: "webhook-1", Attempt: 1, Reason: "HTTP 503", Retryable: true, FailedAt: at(1)},
+		domain.DeliveryFailed{DeliveryID: "webhook-1", Attempt: 1, Reason: "HTTP 429", Retryable: true, Throttled: true, FailedAt: at(1)},
 		domain.DeliveryRetryScheduled{DeliveryID: "webhook-1", NextAttempt: 2, DueAt: at(3)},
 		domain.DeliveryDeadLettered{DeliveryID: "webhook-1", Attempts: 5, Reason: "HTTP 410", DeadLetteredAt: at(30)},
 		domain.DeliveryReceiptRecorded{DeliveryID: "email-1", Outcome: domain.ReceiptBounced, ProviderMessageID: "<m-1@mail>", Reason: "mailbox full", ReceivedAt: at(4)},

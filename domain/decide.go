@@ -86,6 +86,7 @@ type RecordFailure struct {
 	Attempt    int
 	Reason     string
 	Retryable  bool
+	Throttled  bool // see DeliveryFailed.Throttled
 	RetryAt    time.Time
 	Now        time.Time
 }
@@ -386,7 +387,7 @@ func decideFailure(n Notification, c RecordFailure) ([]Event, error) {
 	}
 	now := c.Now.UTC()
 	events := []Event{DeliveryFailed{
-		DeliveryID: d.id, Attempt: d.attempts, Reason: c.Reason, Retryable: c.Retryable, FailedAt: now,
+		DeliveryID: d.id, Attempt: d.attempts, Reason: c.Reason, Retryable: c.Retryable, Throttled: c.Throttled, FailedAt: now,
 	}}
 
 	var giveUp string

@@ -116,7 +116,11 @@ type DeliveryFailed struct {
 	Attempt    int        `json:"attempt"`
 	Reason     string     `json:"reason"`
 	Retryable  bool       `json:"retryable"`
-	FailedAt   time.Time  `json:"failed_at"`
+	// Throttled says the provider refused for its rate (a 429, a
+	// Retry-After): such a failure does not count against the delivery's
+	// attempts budget (Delivery.Throttles).
+	Throttled bool      `json:"throttled,omitempty"`
+	FailedAt  time.Time `json:"failed_at"`
 }
 
 // DeliveryRetryScheduled records that attempt NextAttempt may start at DueAt.

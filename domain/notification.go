@@ -127,10 +127,12 @@ type Delivery struct {
 	address           string
 	status            DeliveryStatus
 	attempts          int
+	throttles         int  // failed attempts the provider refused for its rate
 	attemptOpen       bool // an attempt started and neither success nor failure was recorded
 	lastError         string
 	providerMessageID string
 	nextAttemptAt     time.Time
+	plannedAt         time.Time // when it was planned or asked for again
 	repeats           DeliveryID
 	suppressionReason string
 	receipts          []receiptKey
@@ -178,6 +180,14 @@ func (d Delivery) Rendered() (Content, bool) {
 	}
 	return *d.rendered, true
 }
+
+// Throttles returns how many of the attempts failed because the provider
+// refused for its rate; a retry budget leaves them out.
+func (d Delivery) Throttles() int { return d.throttles }
+
+// PlannedAt returns when the delivery was planned, or asked for again by
+// a resend: the start of its retry window.
+func (d Delivery) PlannedAt() time.Time { return d.plannedAt }
 
 // Repeats returns the delivery this one resends, or "" for a first delivery.
 func (d Delivery) Repeats() DeliveryID { return d.repeats }
@@ -229,7 +239,7 @@ func EvolveNotification(state Notification, e Event) Notification {
 		n.planned = true
 		n.deliveries = appendDelivery(n.deliveries, Delivery{
 			id: ev.DeliveryID, channel: ev.Channel, address: ev.Address,
-			status: DeliveryStatusPlanned,
+			status: DeliveryStatusPlanned, plannedAt: ev.PlannedAt,
 		})
 
 	case DeliverySuppressed:
@@ -277,6 +287,9 @@ func EvolveNotification(state Notification, e Event) Notification {
 			d.attemptOpen = false
 			d.nextAttemptAt = time.Time{}
 			d.lastError = ev.Reason
+			if ev.Throttled {
+				d.throttles++
+			}
 		})
 
 	case DeliveryRetryScheduled:
@@ -340,7 +353,7 @@ func EvolveNotification(state Notification, e Event) Notification {
 		for _, r := range ev.Deliveries {
 			ds = append(ds, Delivery{
 				id: r.DeliveryID, channel: r.Channel, address: r.Address,
-				status: DeliveryStatusPlanned, repeats: r.Repeats,
+				status: DeliveryStatusPlanned, repeats: r.Repeats, plannedAt: ev.RequestedAt,
 			})
 		}
 		n.deliveries = ds

@@ -31,10 +31,12 @@ type DeliverySnapshot struct {
 	Address           string            `json:"address,omitempty"`
 	Status            DeliveryStatus    `json:"status"`
 	Attempts          int               `json:"attempts,omitempty"`
+	Throttles         int               `json:"throttles,omitempty"`
 	AttemptOpen       bool              `json:"attempt_open,omitempty"`
 	LastError         string            `json:"last_error,omitempty"`
 	ProviderMessageID string            `json:"provider_message_id,omitempty"`
 	NextAttemptAt     time.Time         `json:"next_attempt_at,omitzero"`
+	PlannedAt         time.Time         `json:"planned_at,omitzero"`
 	Repeats           DeliveryID        `json:"repeats,omitempty"`
 	SuppressionReason string            `json:"suppression_reason,omitempty"`
 	Receipts          []ReceiptSnapshot `json:"receipts,omitempty"`
@@ -58,9 +60,9 @@ func (n Notification) Snapshot() NotificationSnapshot {
 	}
 	for _, d := range n.deliveries {
 		ds := DeliverySnapshot{
-			ID: d.id, Channel: d.channel, Address: d.address, Status: d.status, Attempts: d.attempts,
+			ID: d.id, Channel: d.channel, Address: d.address, Status: d.status, Attempts: d.attempts, Throttles: d.throttles,
 			AttemptOpen: d.attemptOpen, LastError: d.lastError, ProviderMessageID: d.providerMessageID,
-			NextAttemptAt: d.nextAttemptAt, Repeats: d.repeats, SuppressionReason: d.suppressionReason,
+			NextAttemptAt: d.nextAttemptAt, PlannedAt: d.plannedAt, Repeats: d.repeats, SuppressionReason: d.suppressionReason,
 			Rendered: d.rendered,
 		}
 		for _, r := range d.receipts {
@@ -80,9 +82,9 @@ func RestoreNotification(s NotificationSnapshot) Notification {
 	}
 	for _, ds := range s.Deliveries {
 		d := Delivery{
-			id: ds.ID, channel: ds.Channel, address: ds.Address, status: ds.Status, attempts: ds.Attempts,
+			id: ds.ID, channel: ds.Channel, address: ds.Address, status: ds.Status, attempts: ds.Attempts, throttles: ds.Throttles,
 			attemptOpen: ds.AttemptOpen, lastError: ds.LastError, providerMessageID: ds.ProviderMessageID,
-			nextAttemptAt: ds.NextAttemptAt, repeats: ds.Repeats, suppressionReason: ds.SuppressionReason,
+			nextAttemptAt: ds.NextAttemptAt, plannedAt: ds.PlannedAt, repeats: ds.Repeats, suppressionReason: ds.SuppressionReason,
 			rendered: ds.Rendered,
 		}
 		for _, r := range ds.Receipts {

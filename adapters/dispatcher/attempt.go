@@ -76,14 +76,15 @@ func (d *Dispatcher) attempt(msg *message.Message) error {
 		d.metrics.attempts.WithLabelValues(string(w.channel), "succeeded").Inc()
 	} else {
 		f = channel.Classify(sendErr)
-		out.Reason, out.Retryable = f.Reason, f.Retryable
+		out.Reason, out.Retryable, out.Throttled = f.Reason, f.Retryable, f.Throttled
 		var notBefore time.Time
 		if f.RetryAfter > 0 || f.Throttled {
 			notBefore = now.Add(max(f.RetryAfter, cc.ThrottlePause))
 			d.limits[w.channel].pause(now.Add(min(max(f.RetryAfter, cc.ThrottlePause), cc.MaxPause)))
 		}
 		if f.Retryable {
-			out.RetryAt = cc.Retry.next(claim.Attempt, claim.Notification.RequestedAt(), now, notBefore)
+			d, _ := claim.Notification.Delivery(w.delivery)
+			out.RetryAt = cc.Retry.next(retryCount(d, claim.Attempt, f.Throttled), retryWindowStart(claim.Notification, d), now, notBefore)
 		}
 		outcome := "failed_permanent"
 		if f.Retryable {

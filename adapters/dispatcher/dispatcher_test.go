@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -436,5 +437,79 @@ func TestIntakeMetadataKeyMatchesLogbus(t *testing.T) {
 	t.Parallel()
 	if logbus.MetaType != "type" || logbus.MetaStream != "stream" {
 		t.Fatalf("logbus metadata keys changed (%q, %q): update the dispatcher's intake", logbus.MetaType, logbus.MetaStream)
+	}
+}
+
+// A provider that answers "too many requests" slows the delivery down
+// without using up its attempts: more throttled answers than MaxAttempts,
+// then an accept, and it is delivered.
+func TestThrottledAttemptsDoNotUseUpTheBudget(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	s := newSink()
+	var throttled atomic.Int32
+	s.fail = func(channel.Message) error {
+		if throttled.Add(1) <= 5 {
+			f := channel.Retryable("http 429", nil)
+			f.Throttled = true
+			return f
+		}
+		return nil
+	}
+	retry := dispatcher.RetryPolicy{MaxAttempts: 2, Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}
+	r.run(r.dispatcher(map[domain.Channel]dispatcher.ChannelConfig{domain.ChannelWebhook: {
+		Sender: s, Retry: retry, ThrottlePause: 10 * time.Millisecond, MaxPause: 10 * time.Millisecond,
+	}}))
+	id := r.send(webhookRequest(domain.PriorityNormal))
+	waitFor(t, 10*time.Second, "a settled delivery", func() bool {
+		n, _ := r.load(id)
+		return n.Status().Finished()
+	})
+	n, types := r.load(id)
+	d, _ := n.Delivery("webhook-1")
+	if n.Status() != domain.StatusDelivered || d.Attempts() != 6 || d.Throttles() != 5 {
+		t.Fatalf("status %s after %d attempts (%d throttled), events %v; want delivered at attempt 6 after 5 throttles",
+			n.Status(), d.Attempts(), d.Throttles(), types)
+	}
+}
+
+// MaxAge runs from when a delivery was planned: a notification released
+// two days after it was requested still gets its retries.
+func TestRetryWindowStartsAtThePlan(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	req := webhookRequest(domain.PriorityNormal)
+	at := time.Now().UTC().Add(time.Second)
+	req.ScheduledAt = &at
+	requested := time.Now().UTC().Add(-48 * time.Hour)
+	h, err := commands.NewHandlers(commands.Deps{Store: r.store, Clock: func() time.Time { return requested }, NewID: commands.UUIDv7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := h.Send.Handle(r.ctx, commands.Send{Origin: commands.Origin{Actor: "test"}, Request: req})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(at))
+	if _, err := r.handlers.Release.Handle(r.ctx, commands.Release{Origin: commands.Origin{Actor: "test"}, ID: res.ID}); err != nil {
+		t.Fatal(err)
+	}
+	s := newSink()
+	var failures atomic.Int32
+	s.fail = func(channel.Message) error {
+		if failures.Add(1) <= 2 {
+			return channel.Retryable("http 503", nil)
+		}
+		return nil
+	}
+	retry := dispatcher.RetryPolicy{MaxAttempts: 5, Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond, MaxAge: 24 * time.Hour}
+	r.run(r.dispatcher(map[domain.Channel]dispatcher.ChannelConfig{domain.ChannelWebhook: {Sender: s, Retry: retry}}))
+	waitFor(t, 10*time.Second, "a settled delivery", func() bool {
+		n, _ := r.load(res.ID)
+		return n.Status().Finished()
+	})
+	n, types := r.load(res.ID)
+	if d, _ := n.Delivery("webhook-1"); n.Status() != domain.StatusDelivered || d.Attempts() != 3 {
+		t.Fatalf("status %s after %d attempts (%q), events %v; want delivered at attempt 3", n.Status(), d.Attempts(), d.LastError(), types)
 	}
 }

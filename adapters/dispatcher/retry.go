@@ -4,16 +4,26 @@ import (
 	"errors"
 	"math/rand/v2"
 	"time"
+
+	"herald/domain"
 )
 
 // RetryPolicy says when a retryable failure is tried again: exponential
 // backoff with jitter, at most MaxAttempts attempts in all, and never later
-// than MaxAge after the notification was requested. Past either bound the
-// delivery is dead-lettered with the last failure's reason.
+// than MaxAge after the delivery was planned (or asked for again by a
+// resend). Past either bound the delivery is dead-lettered with the last
+// failure's reason. Attempts the provider refused for its rate (a 429, a
+// Retry-After) do not count: they wait as long as the provider asks, and
+// only MaxAge ends them.
+//
+// The defaults try a delivery for about a day, so that a provider that is
+// down for hours still gets its backlog when it returns: the delays double
+// from 1 s to 1 h (twelve retries, about an hour), then come hourly, and
+// forty attempts reach past MaxAge, which is thus the bound that ends them.
 type RetryPolicy struct {
-	MaxAttempts int           // attempts in all, the first included; default 8
+	MaxAttempts int           // attempts in all, the first included; default 40
 	Initial     time.Duration // delay after the first failure; default 1 s
-	Max         time.Duration // cap on one delay; default 10 min
+	Max         time.Duration // cap on one delay; default 1 h
 	Multiplier  float64       // default 2
 	// Jitter is the fraction of each delay drawn at random (0..1): with
 	// 0.2 a 10 s delay becomes 8–10 s, so a thousand deliveries failing
@@ -24,13 +34,13 @@ type RetryPolicy struct {
 
 func (p *RetryPolicy) setDefaults() {
 	if p.MaxAttempts == 0 {
-		p.MaxAttempts = 8
+		p.MaxAttempts = DefaultRetryAttempts
 	}
 	if p.Initial == 0 {
 		p.Initial = time.Second
 	}
 	if p.Max == 0 {
-		p.Max = 10 * time.Minute
+		p.Max = DefaultRetryMax
 	}
 	if p.Multiplier == 0 {
 		p.Multiplier = 2
@@ -64,10 +74,38 @@ func (p RetryPolicy) Validate() error {
 	return errors.Join(errs...)
 }
 
-// next returns when to try again after attempt number attempt (from 1)
-// failed at now, or zero when the policy gives up. notBefore, when later,
-// is the provider's own Retry-After.
-func (p RetryPolicy) next(attempt int, requestedAt, now, notBefore time.Time) time.Time {
+// The defaults of RetryPolicy's bounds (config.Delivery has the same).
+const (
+	DefaultRetryAttempts = 40
+	DefaultRetryMax      = time.Hour
+)
+
+// retryCount is the number of the attempt that failed as the policy counts
+// it: without those the provider refused for its rate, this one included
+// when throttled.
+func retryCount(d domain.Delivery, attempt int, throttled bool) int {
+	n := attempt - d.Throttles()
+	if throttled {
+		n--
+	}
+	return max(n, 1)
+}
+
+// retryWindowStart is when MaxAge starts for d: when it was planned, or
+// when the notification was requested for a state restored from a
+// snapshot written before deliveries recorded it.
+func retryWindowStart(n domain.Notification, d domain.Delivery) time.Time {
+	if at := d.PlannedAt(); !at.IsZero() {
+		return at
+	}
+	return n.RequestedAt()
+}
+
+// next returns when to try again after attempt number attempt (from 1, as
+// retryCount counts) failed at now, or zero when the policy gives up.
+// notBefore, when later, is the provider's own Retry-After; MaxAge runs
+// from since.
+func (p RetryPolicy) next(attempt int, since, now, notBefore time.Time) time.Time {
 	if attempt >= p.MaxAttempts {
 		return time.Time{}
 	}
@@ -81,7 +119,7 @@ func (p RetryPolicy) next(attempt int, requestedAt, now, notBefore time.Time) ti
 	if notBefore.After(at) {
 		at = notBefore
 	}
-	if !requestedAt.IsZero() && at.Sub(requestedAt) > p.MaxAge {
+	if !since.IsZero() && at.Sub(since) > p.MaxAge {
 		return time.Time{}
 	}
 	return at

@@ -143,3 +143,54 @@ func TestRetryPolicy(t *testing.T) {
 		t.Fatal("zero policy validated")
 	}
 }
+
+// With the defaults a delivery whose provider stays down is tried for
+// about a day: MaxAge ends it, not the attempts budget.
+func TestDefaultRetryPolicyLastsMaxAge(t *testing.T) {
+	t.Parallel()
+	var p RetryPolicy
+	p.setDefaults()
+	p.Jitter = 1e-9
+	start := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	now, attempt := start, 1
+	for {
+		next := p.next(attempt, start, now, time.Time{})
+		if next.IsZero() {
+			break
+		}
+		now, attempt = next, attempt+1
+	}
+	if attempt >= p.MaxAttempts || now.Sub(start) < p.MaxAge-p.Max {
+		t.Fatalf("gave up after attempt %d of %d, %s after the first; want MaxAge (%s) to end it", attempt, p.MaxAttempts, now.Sub(start), p.MaxAge)
+	}
+}
+
+func TestRetryCountLeavesThrottlesOut(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	n := domain.ReplayNotification([]domain.Event{
+		domain.NotificationRequested{NotificationID: "n-1", Request: domain.NotificationRequest{Channels: []domain.Channel{domain.ChannelWebhook}}, RequestedAt: now.Add(-48 * time.Hour)},
+		domain.DeliveryPlanned{DeliveryID: "webhook-1", Channel: domain.ChannelWebhook, Address: "https://example.com", PlannedAt: now},
+		domain.DeliveryAttempted{DeliveryID: "webhook-1", Attempt: 1, AttemptedAt: now},
+		domain.DeliveryFailed{DeliveryID: "webhook-1", Attempt: 1, Reason: "http 429", Retryable: true, Throttled: true, FailedAt: now},
+		domain.DeliveryRetryScheduled{DeliveryID: "webhook-1", NextAttempt: 2, DueAt: now},
+		domain.DeliveryAttempted{DeliveryID: "webhook-1", Attempt: 2, AttemptedAt: now},
+		domain.DeliveryFailed{DeliveryID: "webhook-1", Attempt: 2, Reason: "http 503", Retryable: true, FailedAt: now},
+		domain.DeliveryRetryScheduled{DeliveryID: "webhook-1", NextAttempt: 3, DueAt: now},
+		domain.DeliveryAttempted{DeliveryID: "webhook-1", Attempt: 3, AttemptedAt: now},
+	})
+	d, _ := n.Delivery("webhook-1")
+	if d.Throttles() != 1 || !d.PlannedAt().Equal(now) {
+		t.Fatalf("throttles %d, planned at %s; want 1 and %s", d.Throttles(), d.PlannedAt(), now)
+	}
+	if got := retryCount(d, 3, false); got != 2 {
+		t.Fatalf("attempt 3 counts as %d, want 2 (attempt 1 was throttled)", got)
+	}
+	if got := retryCount(d, 3, true); got != 1 {
+		t.Fatalf("a throttled attempt 3 counts as %d, want 1", got)
+	}
+	// The window runs from the plan, two days after the request.
+	if got := retryWindowStart(n, d); !got.Equal(now) {
+		t.Fatalf("retry window starts %s, want the plan's %s", got, now)
+	}
+}

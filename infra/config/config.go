@@ -111,8 +111,8 @@ type Delivery struct {
 	// Retries of retryable failures: exponential backoff from RetryInitial
 	// up to RetryMax per wait, RetryAttempts attempts in all.
 	RetryInitial  time.Duration // HERALD_RETRY_INITIAL, --retry-initial (default 1s)
-	RetryMax      time.Duration // HERALD_RETRY_MAX, --retry-max (default 10m)
-	RetryAttempts int           // HERALD_RETRY_ATTEMPTS, --retry-attempts (default 8)
+	RetryMax      time.Duration // HERALD_RETRY_MAX, --retry-max (default 1h)
+	RetryAttempts int           // HERALD_RETRY_ATTEMPTS, --retry-attempts (default 40; throttled attempts do not count)
 }
 
 func (c *Serve) setDefaults() {
@@ -144,10 +144,10 @@ func (c *Serve) setDefaults() {
 		c.Delivery.RetryInitial = time.Second
 	}
 	if c.Delivery.RetryMax == 0 {
-		c.Delivery.RetryMax = 10 * time.Minute
+		c.Delivery.RetryMax = time.Hour
 	}
 	if c.Delivery.RetryAttempts == 0 {
-		c.Delivery.RetryAttempts = 8
+		c.Delivery.RetryAttempts = 40
 	}
 	if c.Delivery.VAPIDSubject == "" {
 		c.Delivery.VAPIDSubject = "mailto:herald@localhost"
@@ -338,8 +338,8 @@ func deliveryFlags(fs *flag.FlagSet, d *Delivery, getenv func(string) string) (f
 	fs.StringVar(&d.PublicURL, "public-url", getenv("HERALD_PUBLIC_URL"), "this server's URL as providers reach it, for receipts (HERALD_PUBLIC_URL)")
 	fs.StringVar(&d.VAPIDSubject, "vapid-subject", getenv("HERALD_VAPID_SUBJECT"), "web push contact, mailto: or https: (HERALD_VAPID_SUBJECT)")
 	fs.DurationVar(&d.RetryInitial, "retry-initial", envDuration("HERALD_RETRY_INITIAL"), "first retry delay (HERALD_RETRY_INITIAL, default 1s)")
-	fs.DurationVar(&d.RetryMax, "retry-max", envDuration("HERALD_RETRY_MAX"), "longest retry delay (HERALD_RETRY_MAX, default 10m)")
-	fs.IntVar(&d.RetryAttempts, "retry-attempts", envInt("HERALD_RETRY_ATTEMPTS"), "attempts per delivery, the first included (HERALD_RETRY_ATTEMPTS, default 8)")
+	fs.DurationVar(&d.RetryMax, "retry-max", envDuration("HERALD_RETRY_MAX"), "longest retry delay (HERALD_RETRY_MAX, default 1h)")
+	fs.IntVar(&d.RetryAttempts, "retry-attempts", envInt("HERALD_RETRY_ATTEMPTS"), "attempts per delivery, the first included, those the provider throttled not counted (HERALD_RETRY_ATTEMPTS, default 40)")
 	d.SMTPPassword = getenv("HERALD_SMTP_PASSWORD")
 	d.SMSAuthToken = getenv("HERALD_SMS_AUTH_TOKEN")
 	return func() { d.Disabled = !deliver }, errors.Join(errs...)
