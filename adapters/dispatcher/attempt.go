@@ -53,6 +53,21 @@ func (d *Dispatcher) attempt(msg *message.Message) error {
 
 	w.priority = claim.Notification.Priority() // the ledger's, not the lane guess
 	cc := d.cfg.Channels[w.channel]
+	dest := addressKey{w.channel, claim.Delivery.Address()}
+	window := retryWindowStart(claim.Notification, claim.Delivery)
+	if now := d.cfg.Clock(); addressScoped[w.channel] {
+		if until := d.pauses.pausedUntil(dest, now); !until.IsZero() {
+			// Its provider asked to slow down (another delivery to the
+			// same address was told so): hold this one back until then,
+			// without sending and without using up an attempt.
+			return d.record(ctx, msg, w, commands.RecordOutcome{
+				Origin: origin, NotificationID: w.notification, DeliveryID: w.delivery, Attempt: claim.Attempt,
+				Reason:    "not sent: the provider asked to slow down until " + until.UTC().Format(time.RFC3339),
+				Retryable: true, Throttled: true,
+				RetryAt: cc.Retry.next(retryCount(claim.Delivery, claim.Attempt, true), window, now, until),
+			})
+		}
+	}
 	m, sendErr := buildMessage(ctx, claim, w, d.cfg.Renderer)
 	var res channel.Result
 	started := time.Now()
@@ -79,12 +94,16 @@ func (d *Dispatcher) attempt(msg *message.Message) error {
 		out.Reason, out.Retryable, out.Throttled = f.Reason, f.Retryable, f.Throttled
 		var notBefore time.Time
 		if f.RetryAfter > 0 || f.Throttled {
-			notBefore = now.Add(max(f.RetryAfter, cc.ThrottlePause))
-			d.limits[w.channel].pause(now.Add(min(max(f.RetryAfter, cc.ThrottlePause), cc.MaxPause)))
+			wait := max(f.RetryAfter, cc.ThrottlePause)
+			notBefore = now.Add(wait)
+			if addressScoped[w.channel] {
+				d.pauses.pause(dest, now.Add(min(wait, cc.Retry.Max)), now)
+			} else {
+				d.limits[w.channel].pause(now.Add(min(wait, cc.MaxPause)))
+			}
 		}
 		if f.Retryable {
-			d, _ := claim.Notification.Delivery(w.delivery)
-			out.RetryAt = cc.Retry.next(retryCount(d, claim.Attempt, f.Throttled), retryWindowStart(claim.Notification, d), now, notBefore)
+			out.RetryAt = cc.Retry.next(retryCount(claim.Delivery, claim.Attempt, f.Throttled), window, now, notBefore)
 		}
 		outcome := "failed_permanent"
 		if f.Retryable {
@@ -92,6 +111,12 @@ func (d *Dispatcher) attempt(msg *message.Message) error {
 		}
 		d.metrics.attempts.WithLabelValues(string(w.channel), outcome).Inc()
 	}
+	return d.record(ctx, msg, w, out)
+}
+
+// record appends an attempt's outcome and tells the lanes when the
+// delivery comes back, if it does.
+func (d *Dispatcher) record(ctx context.Context, msg *message.Message, w work, out commands.RecordOutcome) error {
 	rec, err := d.cfg.Attempts.Record(ctx, out)
 	if errors.Is(err, domain.ErrStaleAttempt) || errors.Is(err, domain.ErrDeliveryNotInFlight) || errors.Is(err, domain.ErrDeliveryAlreadySucceeded) {
 		// Our lease ran out and another worker took over, or a receipt

@@ -51,14 +51,16 @@ type ChannelConfig struct {
 	// Timeout bounds one attempt, the provider's answer included. Default
 	// 10 s.
 	Timeout time.Duration
-	// ThrottlePause is how long the channel stops when the provider says
-	// "too many requests" without a Retry-After. Default 1 s.
+	// ThrottlePause is how long the provider account stops when it says
+	// "too many requests" without a Retry-After. Default 1 s. On the
+	// webhook, chat and web push channels each address is its own
+	// account, and only that address stops; on email and SMS the whole
+	// channel does.
 	ThrottlePause time.Duration
 	// MaxPause caps how long one provider answer may stop the whole
-	// channel (default 1 min): on the webhook channel every endpoint is
-	// its own "provider", and one hostile endpoint's Retry-After must not
-	// stall every other. The delivery itself still waits the full
-	// Retry-After before its retry.
+	// channel (default 1 min); a pause of one address is capped by
+	// Retry.Max. The delivery itself still waits the full Retry-After
+	// before its retry.
 	MaxPause time.Duration
 	Retry    RetryPolicy
 }
@@ -192,6 +194,7 @@ type Dispatcher struct {
 	sched   *scheduler
 	lanes   *laneSubscriber
 	limits  map[domain.Channel]*limiter
+	pauses  addressPauses // on address-scoped channels, instead of limits' pauses
 	metrics dispatcherMetrics
 	intake  *intake
 }

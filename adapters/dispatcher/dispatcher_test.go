@@ -513,3 +513,55 @@ func TestRetryWindowStartsAtThePlan(t *testing.T) {
 		t.Fatalf("status %s after %d attempts (%q), events %v; want delivered at attempt 3", n.Status(), d.Attempts(), d.LastError(), types)
 	}
 }
+
+// A webhook endpoint that says "slow down" pauses itself, not the channel:
+// another endpoint's delivery goes out at once, and a second delivery to
+// the slow endpoint is held back unsent until the time it asked for.
+func TestOneEndpointsRetryAfterPausesOnlyThatEndpoint(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	s := newSink()
+	const slow = "https://slow.example.com/hook"
+	var slowCalls atomic.Int32
+	s.fail = func(m channel.Message) error {
+		if m.Address == slow {
+			slowCalls.Add(1)
+			f := channel.Retryable("http 429", nil)
+			f.Throttled, f.RetryAfter = true, time.Hour
+			return f
+		}
+		return nil
+	}
+	retry := dispatcher.RetryPolicy{MaxAttempts: 3, Initial: 10 * time.Millisecond, Max: 2 * time.Hour}
+	r.run(r.dispatcher(map[domain.Channel]dispatcher.ChannelConfig{domain.ChannelWebhook: {Sender: s, Retry: retry, Concurrency: 1}}))
+	toSlow := webhookRequest(domain.PriorityNormal)
+	toSlow.Recipient.WebhookURL = slow
+	first := r.send(toSlow)
+	waitFor(t, 10*time.Second, "the first delivery to the slow endpoint tried", func() bool {
+		n, _ := r.load(first)
+		d, _ := n.Delivery("webhook-1")
+		return d.Status() == domain.DeliveryStatusRetryScheduled
+	})
+	second := r.send(toSlow)
+	other := r.send(webhookRequest(domain.PriorityNormal))
+	waitFor(t, 10*time.Second, "the other endpoint's delivery", func() bool {
+		n, _ := r.load(other)
+		return n.Status() == domain.StatusDelivered
+	})
+	waitFor(t, 10*time.Second, "the second delivery to the slow endpoint held back", func() bool {
+		n, _ := r.load(second)
+		d, _ := n.Delivery("webhook-1")
+		return d.Status() == domain.DeliveryStatusRetryScheduled
+	})
+	if got := slowCalls.Load(); got != 1 {
+		t.Fatalf("the slow endpoint was called %d times, want once", got)
+	}
+	for _, id := range []domain.NotificationID{first, second} {
+		n, types := r.load(id)
+		d, _ := n.Delivery("webhook-1")
+		if wait := time.Until(d.NextAttemptAt()); wait < 59*time.Minute || d.Throttles() != 1 {
+			t.Fatalf("%s: next attempt in %s after %d throttles (%q), events %v; want about an hour, one throttle",
+				id, wait, d.Throttles(), d.LastError(), types)
+		}
+	}
+}

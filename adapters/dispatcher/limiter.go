@@ -3,6 +3,8 @@ package dispatcher
 import (
 	"sync"
 	"time"
+
+	"herald/domain"
 )
 
 // limiter is a token bucket with a pause: the rate limit configured for a
@@ -63,4 +65,59 @@ func (l *limiter) pause(until time.Time) {
 		l.pausedUntil = until
 	}
 	l.mu.Unlock()
+}
+
+// addressScoped lists the channels on which every address is its own
+// provider account: a webhook endpoint, a chat robot or incoming webhook
+// (Slack, DingTalk and WeCom limit each one on its own), a browser's push
+// subscription. A provider's "slow down" on one of them pauses that
+// address only; on the other channels (one SMTP relay, one SMS account)
+// it pauses the channel.
+var addressScoped = map[domain.Channel]bool{
+	domain.ChannelWebhook: true, domain.ChannelSlack: true, domain.ChannelDingTalk: true,
+	domain.ChannelWeCom: true, domain.ChannelWebPush: true,
+}
+
+// addressPauses holds the pauses providers asked for on address-scoped
+// channels, until they end.
+type addressPauses struct {
+	mu    sync.Mutex
+	until map[addressKey]time.Time
+}
+
+type addressKey struct {
+	channel domain.Channel
+	address string
+}
+
+// maxAddressPauses bounds the pauses held before the ended ones are let go.
+const maxAddressPauses = 4096
+
+func (p *addressPauses) pause(k addressKey, until, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.until == nil {
+		p.until = map[addressKey]time.Time{}
+	}
+	if len(p.until) >= maxAddressPauses {
+		for k, t := range p.until {
+			if !t.After(now) {
+				delete(p.until, k)
+			}
+		}
+	}
+	if until.After(p.until[k]) {
+		p.until[k] = until
+	}
+}
+
+// pausedUntil returns when the pause on k ends, or zero when k is not
+// paused at now.
+func (p *addressPauses) pausedUntil(k addressKey, now time.Time) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t := p.until[k]; t.After(now) {
+		return t
+	}
+	return time.Time{}
 }
