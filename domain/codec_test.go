@@ -35,7 +35,7 @@ func sampleEvents() []domain.Event {
 	}
 	return []domain.Event{
 		domain.NotificationRequested{NotificationID: "n-1", Request: req, IdempotencyKey: "key-1", RequestedAt: at(-60)},
-		domain.DeliveryPlanned{DeliveryID: "email-1", Channel: domain.ChannelEmail, Address: "ada@example.com", PlannedAt: t0},
+		domain.DeliveryPlanned{DeliveryID: "email-1", Channel: domain.ChannelEmail, Address: "ada@example.com", Priority: domain.PriorityHigh, PlannedAt: t0},
 		domain.DeliverySuppressed{Channel: domain.ChannelSMS, Reason: "recipient opted out", SuppressedAt: t0},
 		domain.DeliveryAttempted{DeliveryID: "email-1", Attempt: 1, AttemptedAt: at(1), LeaseUntil: at(2)},
 		domain.DeliverySucceeded{DeliveryID: "email-1", Attempt: 2, ProviderMessageID: "<m-1@mail>", Confirmed: false, SucceededAt: at(2).Add(123456789),
@@ -49,7 +49,7 @@ func sampleEvents() []domain.Event {
 		domain.NotificationExpired{ExpiredAt: at(5)},
 		domain.ResendRequested{Deliveries: []domain.ResendDelivery{
 			{DeliveryID: "email-2", Repeats: "email-1", Channel: domain.ChannelEmail, Address: "ada@example.com"},
-		}, Actor: "ops@example.com", Reason: "customer asked", RequestedAt: at(60)},
+		}, Actor: "ops@example.com", Reason: "customer asked", Priority: domain.PriorityHigh, RequestedAt: at(60)},
 		domain.NotificationHeld{Until: at(480), Reason: "quiet hours", HeldAt: t0},
 		domain.PolicyApplied{Policy: domain.PolicyRecord{
 			RecipientID: "user-42", ProfileVersion: 3, PreferencesRevision: 2, TimeZone: "Europe/Berlin",

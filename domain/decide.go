@@ -262,6 +262,7 @@ func decidePlan(n Notification, c PlanDeliveries) ([]Event, error) {
 			DeliveryID: NewDeliveryID(p.Channel, 1),
 			Channel:    p.Channel,
 			Address:    p.Address,
+			Priority:   n.lanePriority(),
 			PlannedAt:  now,
 		})
 	}
@@ -546,5 +547,5 @@ func decideResend(n Notification, c RequestResend) ([]Event, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return []Event{ResendRequested{Deliveries: out, Actor: c.Actor, Reason: c.Reason, RequestedAt: c.Now.UTC()}}, nil
+	return []Event{ResendRequested{Deliveries: out, Actor: c.Actor, Reason: c.Reason, Priority: n.lanePriority(), RequestedAt: c.Now.UTC()}}, nil
 }

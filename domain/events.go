@@ -70,7 +70,11 @@ type DeliveryPlanned struct {
 	DeliveryID DeliveryID `json:"delivery_id"`
 	Channel    Channel    `json:"channel"`
 	Address    string     `json:"address"`
-	PlannedAt  time.Time  `json:"planned_at"`
+	// Priority is the notification's when not normal: the dispatcher
+	// queues the delivery in its lane from this event alone (a release
+	// or a resend comes long after the request).
+	Priority  Priority  `json:"priority,omitempty"`
+	PlannedAt time.Time `json:"planned_at"`
 }
 
 // DeliverySuppressed records that Channel will not be used, and why (no
@@ -179,10 +183,12 @@ type ResendDelivery struct {
 
 // ResendRequested adds one planned delivery per entry of Deliveries.
 type ResendRequested struct {
-	Deliveries  []ResendDelivery `json:"deliveries"`
-	Actor       string           `json:"actor"`
-	Reason      string           `json:"reason"`
-	RequestedAt time.Time        `json:"requested_at"`
+	Deliveries []ResendDelivery `json:"deliveries"`
+	Actor      string           `json:"actor"`
+	Reason     string           `json:"reason"`
+	// Priority is as in DeliveryPlanned.
+	Priority    Priority  `json:"priority,omitempty"`
+	RequestedAt time.Time `json:"requested_at"`
 }
 
 // EventType returns TypeNotificationRequested.

@@ -37,6 +37,15 @@ func (n Notification) Status() NotificationStatus { return n.status }
 // Priority returns the request's priority (normal when the client gave none).
 func (n Notification) Priority() Priority { return n.request.Priority }
 
+// lanePriority is the priority planning events carry: "" for normal, the
+// lane a delivery takes when nothing says otherwise.
+func (n Notification) lanePriority() Priority {
+	if n.request.Priority == PriorityNormal {
+		return ""
+	}
+	return n.request.Priority
+}
+
 // Category returns the request's category.
 func (n Notification) Category() string { return n.request.Category }
 

@@ -19,12 +19,12 @@ const intakeTopic = "notification"
 const metaEventType = "type"
 
 // priorityCacheSize bounds the notifications whose priority the intake
-// remembers (a ring, oldest forgotten first). Planning follows the request
-// in the same append, so the cache only matters for deliveries queued
-// later (resends, a retry seen after a restart) of notifications requested
-// long before; those fall back to the normal lane for their first attempt,
-// and the attempt, which loads the notification, re-queues any retry in
-// the right one.
+// remembers (a ring, oldest forgotten first). Planning events carry the
+// priority when it is not normal, so the cache only matters for events
+// written before they did, and for a retry seen after a restart of a
+// notification requested long before; those fall back to the normal lane
+// for their first attempt, and the attempt, which loads the notification,
+// re-queues any retry in the right one.
 const priorityCacheSize = 1 << 18
 
 // intake turns the log's notification events into work: a planned
@@ -71,10 +71,10 @@ func (in *intake) handle(msg *message.Message) error {
 	case domain.NotificationRequested:
 		in.remember(nid, ev.Request.Priority)
 	case domain.DeliveryPlanned:
-		in.queue(work{notification: nid, delivery: ev.DeliveryID, channel: ev.Channel, priority: in.priority(nid)})
+		in.queue(work{notification: nid, delivery: ev.DeliveryID, channel: ev.Channel, priority: in.priorityOr(nid, ev.Priority)})
 	case domain.ResendRequested:
 		for _, r := range ev.Deliveries {
-			in.queue(work{notification: nid, delivery: r.DeliveryID, channel: r.Channel, priority: in.priority(nid)})
+			in.queue(work{notification: nid, delivery: r.DeliveryID, channel: r.Channel, priority: in.priorityOr(nid, ev.Priority)})
 		}
 	case domain.DeliveryRetryScheduled:
 		in.queue(work{notification: nid, delivery: ev.DeliveryID, channel: channelOf(ev.DeliveryID), priority: in.priority(nid), due: ev.DueAt})
@@ -114,6 +114,16 @@ func (in *intake) remember(id domain.NotificationID, p domain.Priority) {
 		in.next = (in.next + 1) % priorityCacheSize
 	}
 	in.priorities[id] = p
+}
+
+// priorityOr is p, the priority a planning event carries, or, when it
+// carries none (normal, or an event written before they carried it), the
+// one remembered.
+func (in *intake) priorityOr(id domain.NotificationID, p domain.Priority) domain.Priority {
+	if p != "" {
+		return p
+	}
+	return in.priority(id)
 }
 
 func (in *intake) priority(id domain.NotificationID) domain.Priority {

@@ -3,8 +3,13 @@ package dispatcher
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"herald/domain"
 )
@@ -192,5 +197,39 @@ func TestRetryCountLeavesThrottlesOut(t *testing.T) {
 	// The window runs from the plan, two days after the request.
 	if got := retryWindowStart(n, d); !got.Equal(now) {
 		t.Fatalf("retry window starts %s, want the plan's %s", got, now)
+	}
+}
+
+// A planned delivery takes its lane from the planning event: a scheduled
+// high-priority notification released after a restart (its request never
+// seen by this intake) overtakes the normal backlog.
+func TestIntakeTakesTheLaneFromThePlan(t *testing.T) {
+	t.Parallel()
+	s := newTestScheduler(time.Now)
+	in := newIntake(s, slog.New(slog.DiscardHandler), newDispatcherMetrics(prometheus.NewRegistry(), s))
+	for i := range 100 {
+		s.add(item(i, domain.PriorityNormal))
+	}
+	n := domain.ReplayNotification([]domain.Event{domain.NotificationRequested{NotificationID: "n-high", RequestedAt: time.Now(),
+		Request: domain.NotificationRequest{Recipient: domain.Recipient{WebhookURL: "https://example.com/h"}, Channels: []domain.Channel{domain.ChannelWebhook},
+			Content: &domain.Content{Body: "x"}, Priority: domain.PriorityHigh}}})
+	events, err := domain.DecideNotification(n, domain.PlanDeliveries{Plans: []domain.DeliveryPlan{{Channel: domain.ChannelWebhook, Address: "https://example.com/h"}}, Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		typ, data, err := domain.MarshalEvent(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := message.NewMessage(watermill.NewUUID(), data)
+		msg.Metadata.Set(metaEventType, typ)
+		msg.Metadata.Set("stream", string(domain.NotificationStream("n-high")))
+		if err := in.handle(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w, ok := s.next(context.Background(), domain.ChannelWebhook); !ok || w.notification != "n-high" || w.priority != domain.PriorityHigh {
+		t.Fatalf("first pick = %+v, want n-high in the high lane", w)
 	}
 }

@@ -57,7 +57,10 @@ func TestCheckpointerBoundsTheWAL(t *testing.T) {
 	if db.Size() < 8<<20 {
 		t.Fatalf("database is %d bytes: the test wrote too little to tell a bounded WAL", db.Size())
 	}
-	if wal.Size() > db.Size()/3 {
+	// Unbounded, the WAL reaches about 0.9 of the database here; bounded,
+	// 0.2 on an idle machine and up to 0.35 when the suite keeps both
+	// cores busy (the passes run late then).
+	if wal.Size() > db.Size()/2 {
 		t.Errorf("WAL reached %d bytes beside a database of %d: the checkpointer does not keep it short", wal.Size(), db.Size())
 	}
 	var n int
