@@ -201,3 +201,30 @@ func TestBatchIdempotencyKeyRepeatsNothing(t *testing.T) {
 		}
 	}
 }
+
+// A batch whose every item reuses its key with another request is a 409,
+// as each item alone would be, not a validation failure.
+func TestBatchOfConflictsIsAConflict(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	mustStatus(t, e.postJSON(t, "/v1/notifications/batch", itemsJSON(validItem(1), validItem(2)), "Idempotency-Key", "b-1"), http.StatusAccepted)
+	head := e.head(t)
+	r := e.postJSON(t, "/v1/notifications/batch", itemsJSON(validItem(3), validItem(4)), "Idempotency-Key", "b-1")
+	mustProblem(t, r, http.StatusConflict, "idempotency-conflict")
+	if items, _ := r.Body["items"].([]any); len(items) != 2 || e.head(t) != head {
+		t.Fatalf("conflicting batch: %s; head %d → %d", r.Raw, head, e.head(t))
+	}
+}
+
+// The longest batch key leaves room for every item's "#<index>".
+func TestBatchIdempotencyKeyLeavesRoomForTheIndex(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	long := strings.Repeat("k", commands.MaxIdempotencyKeyLen-len("#9999"))
+	mustStatus(t, e.postJSON(t, "/v1/notifications/batch", itemsJSON(validItem(1)), "Idempotency-Key", long), http.StatusAccepted)
+	r := e.postJSON(t, "/v1/notifications/batch", itemsJSON(validItem(1)), "Idempotency-Key", long+"k")
+	mustProblem(t, r, http.StatusUnprocessableEntity, "validation-failed")
+	if !strings.Contains(string(r.Raw), `"field":"Idempotency-Key"`) {
+		t.Fatalf("a batch key one too long: %s; want the header named", r.Raw)
+	}
+}

@@ -213,9 +213,9 @@ func (a *api) sendBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	batchKey := r.Header.Get("Idempotency-Key")
-	if batchKey != "" && !validIdempotencyKey(batchKey) {
+	if batchKey != "" && (!validIdempotencyKey(batchKey) || len(batchKey) > maxBatchIdempotencyKeyLen) {
 		writeProblem(w, problemFor(&domain.ValidationError{Fields: []domain.FieldError{{
-			Field: "Idempotency-Key", Problem: fmt.Sprintf("must be 1 to %d printable ASCII characters", MaxIdempotencyKeyLen),
+			Field: "Idempotency-Key", Problem: fmt.Sprintf("must be 1 to %d printable ASCII characters (each item's key is it followed by #<index>)", maxBatchIdempotencyKeyLen),
 		}}}))
 		return
 	}
@@ -288,10 +288,34 @@ func (a *api) sendBatch(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, resp)
 	default:
 		p := problemFor(&domain.ValidationError{Fields: flattenItemProblems(out)})
+		if shared := sharedProblem(out); shared != nil {
+			// Every item was refused for one reason (all of them reuse
+			// keys with other requests, say): the batch answers as one
+			// such item would.
+			p.Type, p.Title, p.Status = shared.Type, shared.Title, shared.Status
+		}
 		p.Detail = "no item of the batch was accepted; see errors and items"
 		p.Items = out
 		writeProblem(w, p)
 	}
+}
+
+// maxBatchIdempotencyKeyLen bounds a batch's Idempotency-Key so that every
+// item's key, the batch key followed by "#<index>", stays within
+// MaxIdempotencyKeyLen.
+var maxBatchIdempotencyKeyLen = MaxIdempotencyKeyLen - len(fmt.Sprintf("#%d", MaxBatchItems-1))
+
+// sharedProblem returns the problem every item has when all have the same
+// type, or nil.
+func sharedProblem(items []batchItemJSON) *Problem {
+	var shared *Problem
+	for _, o := range items {
+		if o.Problem == nil || (shared != nil && o.Problem.Type != shared.Type) {
+			return nil
+		}
+		shared = o.Problem
+	}
+	return shared
 }
 
 // flattenItemProblems lists every refused item's problems with field names
@@ -363,12 +387,17 @@ func (a *api) resend(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	id := domain.NotificationID(chi.URLParam(r, "id"))
-	res, err := a.h.Resend.Handle(r.Context(), Resend{Origin: a.origin(r), ID: id, Channels: req.Channels, Reason: req.Reason})
+	res, err := a.h.Resend.Handle(r.Context(), Resend{Origin: a.origin(r), ID: id, Channels: req.Channels, Reason: req.Reason,
+		IdempotencyKey: r.Header.Get("Idempotency-Key")})
 	if err != nil {
 		writeProblem(w, problemFor(err))
 		return
 	}
-	writeJSON(w, http.StatusAccepted, resendResponseJSON{
+	code := http.StatusAccepted
+	if res.Repeated {
+		code = http.StatusOK
+	}
+	writeJSON(w, code, resendResponseJSON{
 		notificationJSON: notificationJSON{ID: res.ID, Status: res.Status, StatusURL: statusURL(res.ID)},
 		Deliveries:       res.Deliveries,
 	})

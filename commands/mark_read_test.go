@@ -1,6 +1,7 @@
 package commands_test
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 
@@ -96,5 +97,45 @@ func TestMarkReadReadsEveryInAppItem(t *testing.T) {
 	}
 	if len(read) != 2 || read[0] != string(first) || read[1] != string(second) {
 		t.Fatalf("reads recorded for %v, want [%s %s] once each", read, first, second)
+	}
+}
+
+// A resend with an Idempotency-Key is made once: a repeat by the same key
+// holder answers 200 with the original deliveries and appends nothing, even
+// once the resend is delivered; the same key asking for something else is
+// a 409; another key holder's key is its own.
+func TestResendIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := e.postJSON(t, "/v1/notifications", `{"recipient":{"id":"user-7","email":"ada@example.com"},"channels":["email","inapp"],"content":{"body":"hello"}}`)
+	mustStatus(t, r, http.StatusAccepted)
+	id := r.Body["id"].(string)
+	email, inapp := domain.NewDeliveryID(domain.ChannelEmail, 1), domain.NewDeliveryID(domain.ChannelInApp, 1)
+	e.advance(t, id,
+		domain.RecordAttempt{DeliveryID: email, Now: testNow}, domain.RecordSuccess{DeliveryID: email, Now: testNow},
+		domain.RecordAttempt{DeliveryID: inapp, Now: testNow}, domain.RecordSuccess{DeliveryID: inapp, Confirmed: true, Now: testNow})
+	path := "/v1/notifications/" + id + "/resend"
+	body := `{"channels":["email"],"reason":"bounced"}`
+	first := e.postJSON(t, path, body, "Idempotency-Key", "rs-1")
+	mustStatus(t, first, http.StatusAccepted)
+	again := e.postJSON(t, path, body, "Idempotency-Key", "rs-1")
+	mustStatus(t, again, http.StatusOK)
+	if fmt.Sprint(again.Body["deliveries"]) != fmt.Sprint(first.Body["deliveries"]) {
+		t.Fatalf("repeat answered %v, want the original %v", again.Body["deliveries"], first.Body["deliveries"])
+	}
+	second := domain.NewDeliveryID(domain.ChannelEmail, 2)
+	e.advance(t, id, domain.RecordAttempt{DeliveryID: second, Now: testNow}, domain.RecordSuccess{DeliveryID: second, Now: testNow})
+	mustStatus(t, e.postJSON(t, path, body, "Idempotency-Key", "rs-1"), http.StatusOK)
+	mustProblem(t, e.postJSON(t, path, `{"channels":["email"],"reason":"other"}`, "Idempotency-Key", "rs-1"), http.StatusConflict, "idempotency-conflict")
+	mustProblem(t, e.postJSON(t, path, `{"reason":"bounced"}`, "Idempotency-Key", "rs-1"), http.StatusConflict, "idempotency-conflict")
+	mustStatus(t, e.postJSON(t, path, body, "Idempotency-Key", "rs-1", "X-Test-Key", "support"), http.StatusAccepted)
+	resends := 0
+	for _, typ := range e.eventTypes(t, id) {
+		if typ == domain.TypeResendRequested {
+			resends++
+		}
+	}
+	if resends != 2 {
+		t.Fatalf("%d resends recorded, want 2 (one per key holder)", resends)
 	}
 }

@@ -16,6 +16,10 @@ type Resend struct {
 	ID       domain.NotificationID
 	Channels []domain.Channel
 	Reason   string
+	// IdempotencyKey, when set, makes a repeat by the same actor return
+	// the original resend (Repeated) instead of resending again; a repeat
+	// asking for something else wraps domain.ErrIdempotencyConflict.
+	IdempotencyKey string
 }
 
 // ResendResult lists the deliveries the resend created.
@@ -23,6 +27,10 @@ type ResendResult struct {
 	ID         domain.NotificationID
 	Status     domain.NotificationStatus
 	Deliveries []domain.ResendDelivery
+	// Repeated is true when the request repeated an earlier one with the
+	// same Idempotency-Key: nothing was appended, Deliveries are the
+	// original's.
+	Repeated bool
 }
 
 // ResendHandler handles Resend. It is safe for concurrent use.
@@ -59,19 +67,27 @@ func (h *ResendHandler) Handle(ctx context.Context, cmd Resend) (ResendResult, e
 		}
 		seen[ch] = true
 	}
+	if cmd.IdempotencyKey != "" && !validIdempotencyKey(cmd.IdempotencyKey) {
+		fields = append(fields, domain.FieldError{Field: "Idempotency-Key",
+			Problem: fmt.Sprintf("must be 1 to %d printable ASCII characters", MaxIdempotencyKeyLen)})
+	}
 	if len(fields) > 0 {
 		return ResendResult{}, &domain.ValidationError{Fields: fields}
 	}
 	now := h.clock()
 	out, err := h.x.execute(ctx, cmd.ID, cmd.metadata(cmd.ID), func(state domain.Notification) ([]domain.Event, error) {
 		return domain.DecideNotification(state, domain.RequestResend{
-			Channels: cmd.Channels, Actor: cmd.Actor, Reason: cmd.Reason, Now: now,
+			Channels: cmd.Channels, Actor: cmd.Actor, Reason: cmd.Reason, IdempotencyKey: cmd.IdempotencyKey, Now: now,
 		})
 	})
 	if err != nil {
 		return ResendResult{}, fmt.Errorf("resend %s: %w", cmd.ID, err)
 	}
 	res := ResendResult{ID: cmd.ID, Status: out.State.Status()}
+	if len(out.Events) == 0 {
+		orig, _ := out.State.ResendByKey(cmd.Actor, cmd.IdempotencyKey)
+		res.Deliveries, res.Repeated = orig.Deliveries, true
+	}
 	for _, e := range out.Events {
 		if rr, ok := e.(domain.ResendRequested); ok {
 			res.Deliveries = append(res.Deliveries, rr.Deliveries...)

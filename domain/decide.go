@@ -126,7 +126,12 @@ type RequestResend struct {
 	Channels []Channel
 	Actor    string
 	Reason   string
-	Now      time.Time
+	// IdempotencyKey, when set, is scoped to Actor: a repeat of an
+	// earlier resend with the key is a no-op when it asks for the same
+	// (the channels it resolves to and the reason), ErrIdempotencyConflict
+	// when not.
+	IdempotencyKey string
+	Now            time.Time
 }
 
 func (RequestNotification) notificationCommand() {}
@@ -504,8 +509,8 @@ func decideExpire(n Notification, c ExpireNotification) ([]Event, error) {
 
 func decideResend(n Notification, c RequestResend) ([]Event, error) {
 	const op = "request resend"
-	if err := checkOpen(op, n, c.Now); err != nil {
-		return nil, err
+	if !n.exists {
+		return nil, fmt.Errorf("%s: %w", op, ErrNotificationNotFound)
 	}
 	channels := c.Channels
 	if len(channels) == 0 {
@@ -514,9 +519,26 @@ func decideResend(n Notification, c RequestResend) ([]Event, error) {
 				channels = append(channels, ch)
 			}
 		}
-		if len(channels) == 0 {
-			return nil, fmt.Errorf("%s %s: no delivery to resend: %w", op, n.id, ErrDeliveryNotFound)
+	}
+	if c.IdempotencyKey != "" {
+		// A repeat is judged before anything else: the original may
+		// have made the channels busy, or the notification finished.
+		if orig, ok := n.ResendByKey(c.Actor, c.IdempotencyKey); ok {
+			var had []Channel
+			for _, d := range orig.Deliveries {
+				had = append(had, d.Channel)
+			}
+			if orig.Reason != c.Reason || !sameChannels(had, channels) {
+				return nil, fmt.Errorf("%s %s: %w", op, n.id, ErrIdempotencyConflict)
+			}
+			return nil, nil
 		}
+	}
+	if err := checkOpen(op, n, c.Now); err != nil {
+		return nil, err
+	}
+	if len(channels) == 0 {
+		return nil, fmt.Errorf("%s %s: no delivery to resend: %w", op, n.id, ErrDeliveryNotFound)
 	}
 
 	var out []ResendDelivery
@@ -547,5 +569,15 @@ func decideResend(n Notification, c RequestResend) ([]Event, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return []Event{ResendRequested{Deliveries: out, Actor: c.Actor, Reason: c.Reason, Priority: n.lanePriority(), RequestedAt: c.Now.UTC()}}, nil
+	return []Event{ResendRequested{Deliveries: out, Actor: c.Actor, Reason: c.Reason, Priority: n.lanePriority(),
+		IdempotencyKey: c.IdempotencyKey, RequestedAt: c.Now.UTC()}}, nil
+}
+
+// sameChannels reports whether a and b hold the same channels, in any
+// order.
+func sameChannels(a, b []Channel) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }

@@ -187,8 +187,11 @@ type ResendRequested struct {
 	Actor      string           `json:"actor"`
 	Reason     string           `json:"reason"`
 	// Priority is as in DeliveryPlanned.
-	Priority    Priority  `json:"priority,omitempty"`
-	RequestedAt time.Time `json:"requested_at"`
+	Priority Priority `json:"priority,omitempty"`
+	// IdempotencyKey, when set, makes a repeat of the resend by the same
+	// actor return this one instead of resending again.
+	IdempotencyKey string    `json:"idempotency_key,omitempty"`
+	RequestedAt    time.Time `json:"requested_at"`
 }
 
 // EventType returns TypeNotificationRequested.

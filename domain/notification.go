@@ -21,7 +21,19 @@ type Notification struct {
 	cancelled      bool
 	expired        bool
 	deliveries     []Delivery
+	keyedResends   []ResendRequested // those with an IdempotencyKey, oldest first
 	status         NotificationStatus
+}
+
+// ResendByKey returns the resend actor asked for with the Idempotency-Key
+// key, if there was one.
+func (n Notification) ResendByKey(actor, key string) (ResendRequested, bool) {
+	for _, r := range n.keyedResends {
+		if r.Actor == actor && r.IdempotencyKey == key {
+			return r, true
+		}
+	}
+	return ResendRequested{}, false
 }
 
 // ID returns the notification's ID ("" when it does not exist).
@@ -366,6 +378,10 @@ func EvolveNotification(state Notification, e Event) Notification {
 			})
 		}
 		n.deliveries = ds
+		if ev.IdempotencyKey != "" {
+			ev.Deliveries = slices.Clone(ev.Deliveries)
+			n.keyedResends = append(slices.Clip(n.keyedResends), ev)
+		}
 
 	default:
 		return n

@@ -22,6 +22,7 @@ type NotificationSnapshot struct {
 	Expired        bool                `json:"expired,omitempty"`
 	Status         NotificationStatus  `json:"status"`
 	Deliveries     []DeliverySnapshot  `json:"deliveries,omitempty"`
+	KeyedResends   []ResendRequested   `json:"keyed_resends,omitempty"`
 }
 
 // DeliverySnapshot is a Delivery's whole state as plain data.
@@ -58,6 +59,10 @@ func (n Notification) Snapshot() NotificationSnapshot {
 		RequestedAt: n.requestedAt, Version: n.version, Planned: n.planned, HeldUntil: n.heldUntil, Cancelled: n.cancelled,
 		Expired: n.expired, Status: n.status,
 	}
+	for _, r := range n.keyedResends {
+		r.Deliveries = slices.Clone(r.Deliveries)
+		s.KeyedResends = append(s.KeyedResends, r)
+	}
 	for _, d := range n.deliveries {
 		ds := DeliverySnapshot{
 			ID: d.id, Channel: d.channel, Address: d.address, Status: d.status, Attempts: d.attempts, Throttles: d.throttles,
@@ -79,6 +84,10 @@ func RestoreNotification(s NotificationSnapshot) Notification {
 		id: s.ID, exists: s.Exists, request: s.Request.clone(), idempotencyKey: s.IdempotencyKey,
 		requestedAt: s.RequestedAt, version: s.Version, planned: s.Planned, heldUntil: s.HeldUntil, cancelled: s.Cancelled,
 		expired: s.Expired, status: s.Status,
+	}
+	for _, r := range s.KeyedResends {
+		r.Deliveries = slices.Clone(r.Deliveries)
+		n.keyedResends = append(n.keyedResends, r)
 	}
 	for _, ds := range s.Deliveries {
 		d := Delivery{
