@@ -257,6 +257,16 @@ func batchStateError(b Batch) error {
 }
 
 func decideRequestBatch(b Batch, c RequestBatch) ([]Event, error) {
+	if b.exists {
+		// A repeat is judged against the original, not revalidated: its
+		// expires_at may have passed since, or its group emptied. The
+		// group's version may have moved too: a repeat is the same send
+		// if it names the same target.
+		if sameRequest(b.request, c.Request.Normalized()) && b.groupID == c.GroupID && slices.Equal(b.recipients, c.Recipients) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("request batch %s: %w", c.ID, ErrBatchExists)
+	}
 	var v validator
 	if !c.ID.Valid() {
 		v.add("id", fmt.Sprintf("must be 1 to %d characters of A-Z, a-z, 0-9, '_', '.', '-'", MaxBatchIDLen))
@@ -308,14 +318,6 @@ func decideRequestBatch(b Batch, c RequestBatch) ([]Event, error) {
 	}
 	if c.GroupID != "" {
 		ev.GroupVersion = c.GroupVersion
-	}
-	if b.exists {
-		// The group's version may have moved since the original request:
-		// a repeat is the same send if it names the same target.
-		if sameRequest(b.request, ev.Request) && b.groupID == ev.GroupID && slices.Equal(b.recipients, ev.Recipients) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("request batch %s: %w", c.ID, ErrBatchExists)
 	}
 	out := []Event{ev}
 	var why string

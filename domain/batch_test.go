@@ -44,6 +44,13 @@ func TestDecideBatch(t *testing.T) {
 	withRecipient := small
 	withRecipient.Request.Recipient = domain.Recipient{ID: "x"}
 	list := domain.RequestBatch{ID: "b2", Request: batchMessage(), Recipients: []string{"a", "b", "a", ""}, Now: t0}
+	expiring := small
+	expiring.Request.ExpiresAt = ptr(at(30))
+	expiringAccepted := batchOf(t, expiring)
+	lateRepeat := expiring
+	lateRepeat.Now = at(60)
+	emptiedRepeat := small
+	emptiedRepeat.Size, emptiedRepeat.GroupVersion = 0, 4
 
 	cases := []struct {
 		name   string
@@ -57,6 +64,8 @@ func TestDecideBatch(t *testing.T) {
 		{"over the threshold waits", domain.Batch{}, big, nil, nil, []string{domain.TypeBatchRequested, domain.TypeBatchAwaitingApproval}},
 		{"protected group waits", domain.Batch{}, protected, nil, nil, []string{domain.TypeBatchRequested, domain.TypeBatchAwaitingApproval}},
 		{"repeat is a no-op", accepted, small, nil, nil, nil},
+		{"repeat after expires_at is a no-op", expiringAccepted, lateRepeat, nil, nil, nil},
+		{"repeat after the group emptied is a no-op", accepted, emptiedRepeat, nil, nil, nil},
 		{"same id, other content", accepted, domain.RequestBatch{ID: "b1", Request: domain.NotificationRequest{Content: &domain.Content{Body: "x"}}, GroupID: "staff", GroupVersion: 3, Size: 10, Now: t0}, domain.ErrBatchExists, nil, nil},
 		{"empty group", domain.Batch{}, domain.RequestBatch{ID: "b1", Request: batchMessage(), GroupID: "staff", GroupVersion: 1, Now: t0}, domain.ErrGroupEmpty, nil, nil},
 		{"recipient given", domain.Batch{}, withRecipient, domain.ErrInvalidRequest, []string{"recipient"}, nil},

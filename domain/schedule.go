@@ -336,20 +336,35 @@ func scheduleUsable(s Schedule, op string) error {
 	return nil
 }
 
-func decideCreateSchedule(s Schedule, c CreateSchedule) ([]Event, error) {
-	var v validator
-	if !c.ID.Valid() {
-		v.add("id", fmt.Sprintf("must be 1 to %d characters of A-Z, a-z, 0-9, '_', '.', '-', starting with a letter or digit", MaxScheduleIDLen))
-	}
-	spec := c.Spec
+// normalizedSpec is spec in UTC, starting at start when it gives no
+// start_at.
+func normalizedSpec(spec ScheduleSpec, start time.Time) ScheduleSpec {
 	if spec.StartAt.IsZero() {
-		spec.StartAt = c.Now
+		spec.StartAt = start
 	}
 	spec.StartAt = spec.StartAt.UTC()
 	if spec.EndAt != nil {
 		t := spec.EndAt.UTC()
 		spec.EndAt = &t
 	}
+	return spec
+}
+
+func decideCreateSchedule(s Schedule, c CreateSchedule) ([]Event, error) {
+	if s.exists {
+		// A repeat is judged against the original, not revalidated (its
+		// end_at may have passed since); one without start_at means the
+		// original's, which defaulted to its creation time.
+		if sameJSON(s.spec, normalizedSpec(c.Spec, s.spec.StartAt)) && sameRequest(s.request, c.Request.Normalized()) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("create schedule %s: %w", c.ID, ErrScheduleExists)
+	}
+	var v validator
+	if !c.ID.Valid() {
+		v.add("id", fmt.Sprintf("must be 1 to %d characters of A-Z, a-z, 0-9, '_', '.', '-', starting with a letter or digit", MaxScheduleIDLen))
+	}
+	spec := normalizedSpec(c.Spec, c.Now)
 	var ve *ValidationError
 	if err := spec.Validate(c.Location); errors.As(err, &ve) {
 		v.fields = append(v.fields, ve.Fields...)
@@ -374,14 +389,7 @@ func decideCreateSchedule(s Schedule, c CreateSchedule) ([]Event, error) {
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	req := c.Request.Normalized()
-	if s.exists {
-		if sameJSON(s.spec, spec) && sameRequest(s.request, req) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("create schedule %s: %w", c.ID, ErrScheduleExists)
-	}
-	return []Event{ScheduleCreated{ScheduleID: c.ID, Spec: spec, Request: req, Actor: c.Actor, CreatedAt: c.Now.UTC()}}, nil
+	return []Event{ScheduleCreated{ScheduleID: c.ID, Spec: spec, Request: c.Request.Normalized(), Actor: c.Actor, CreatedAt: c.Now.UTC()}}, nil
 }
 
 func decideFireSchedule(s Schedule, c FireSchedule) ([]Event, error) {

@@ -48,6 +48,8 @@ func TestDecideSchedule(t *testing.T) {
 	ended := create
 	end := t0.Add(-time.Hour)
 	ended.Spec.StartAt, ended.Spec.EndAt = t0.Add(-2*time.Hour), &end
+	later := create
+	later.Now = at(5) // a repeat without start_at, five minutes on
 	beyond := create
 	never := time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)
 	beyond.Spec.StartAt, beyond.Spec.EndAt = never, &never
@@ -62,6 +64,7 @@ func TestDecideSchedule(t *testing.T) {
 	}{
 		{"create", domain.Schedule{}, create, nil, nil, []string{domain.TypeScheduleCreated}},
 		{"create again is a no-op", active, create, nil, nil, nil},
+		{"create again later without start_at is a no-op", active, later, nil, nil, nil},
 		{"create other spec under the id", active, domain.CreateSchedule{ID: "daily", Spec: domain.ScheduleSpec{EverySeconds: 3600, TimeZone: "UTC"}, Location: time.UTC, Request: scheduleMessage(), Now: t0}, domain.ErrScheduleExists, nil, nil},
 		{"create invalid", domain.Schedule{}, bad, domain.ErrInvalidRequest, []string{"cron", "time_zone", "request.recipient", "request.scheduled_at"}, nil},
 		{"create already ended", domain.Schedule{}, ended, domain.ErrInvalidRequest, []string{"end_at"}, nil},
