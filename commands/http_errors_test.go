@@ -1,12 +1,17 @@
 package commands_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 
 	"herald/commands"
+	"herald/domain"
+	"herald/infra/eventstore"
 )
 
 func TestHTTPErrorPaths(t *testing.T) {
@@ -145,5 +150,23 @@ func TestNewHTTPMiddlewareWraps(t *testing.T) {
 	}
 	if e.head(t) != 2 {
 		t.Errorf("log head %d, want the one authorized send's 2 events", e.head(t))
+	}
+}
+
+func TestTransientTellsRetriesFromRefusals(t *testing.T) {
+	t.Parallel()
+	for err, want := range map[error]bool{
+		fmt.Errorf("record: %w", commands.ErrContention):           true,
+		fmt.Errorf("append: %w", eventstore.ErrClosed):             true,
+		context.DeadlineExceeded:                                   true,
+		errors.New("disk I/O error"):                               true,
+		fmt.Errorf("receipt: %w", domain.ErrDeliveryNotFound):      false,
+		fmt.Errorf("receipt: %w", domain.ErrNotificationNotFound):  false,
+		fmt.Errorf("receipt: %w", domain.ErrInvalidReceiptOutcome): false,
+		fmt.Errorf("receipt: %w", domain.ErrDeliveryClosed):        false,
+	} {
+		if got := commands.Transient(err); got != want {
+			t.Errorf("Transient(%v) = %v, want %v", err, got, want)
+		}
 	}
 }

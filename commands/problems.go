@@ -134,6 +134,12 @@ func problemFor(err error) Problem {
 	return Problem{Type: pt.URI(), Title: pt.Title, Status: pt.Status, Detail: detail, Errors: flds}
 }
 
+// Transient reports whether err from a handler may go away when the
+// command is tried again (contention, a store unavailable or failing), as
+// opposed to a refusal that a retry would meet again: the command API
+// answers the first with a 5xx.
+func Transient(err error) bool { return problemFor(err).Status >= 500 }
+
 func isConflict(err error) bool {
 	for _, c := range conflicts {
 		if errors.Is(err, c) {

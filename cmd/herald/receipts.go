@@ -50,10 +50,16 @@ func smsReceipts(d config.Delivery, h *commands.RecordReceiptHandler, withKey ht
 			NotificationID: rc.NotificationID, DeliveryID: rc.DeliveryID, Outcome: rc.Outcome,
 			Reason: rc.Reason, ProviderMessageID: rc.ProviderMessageID,
 		})
-		if err != nil {
-			// The provider retries callbacks that fail; a receipt the
-			// ledger refuses (unknown delivery, closed) will not improve
-			// with a retry, so it is acknowledged and logged.
+		switch {
+		case err != nil && commands.Transient(err):
+			// The provider retries callbacks that fail: this one may
+			// be recorded next time (the store was busy or down).
+			log.Warn("sms status callback not recorded yet; the provider will retry", "notification", rc.NotificationID, "delivery", rc.DeliveryID, "err", err)
+			httpserver.Problem(w, http.StatusServiceUnavailable, "unavailable", "Try again", "the receipt could not be recorded now")
+			return
+		case err != nil:
+			// A receipt the ledger refuses (unknown delivery, closed)
+			// will not improve with a retry: acknowledged and logged.
 			log.Warn("sms status callback not recorded", "notification", rc.NotificationID, "delivery", rc.DeliveryID, "err", err)
 			w.WriteHeader(http.StatusNoContent)
 			return
