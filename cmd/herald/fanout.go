@@ -30,6 +30,12 @@ func (s batchSender) SendBatch(ctx context.Context, items []fanout.Item) ([]fano
 	}
 	out := make([]fanout.ItemResult, len(items))
 	for i, r := range res.Items {
+		if r.Err != nil && commands.Transient(r.Err) {
+			// Not a refusal: the item may go through when the chunk is
+			// sent again (the items it created are found by their keys
+			// then), where an item result would count it failed for good.
+			return nil, fmt.Errorf("fan-out chunk: item %d: %w", i, r.Err)
+		}
 		out[i] = fanout.ItemResult{NotificationID: string(r.ID), Err: r.Err}
 	}
 	return out, nil
