@@ -503,4 +503,15 @@ func TestAdminErrorMapping(t *testing.T) {
 	f := &fixture{srv: srv}
 	f.problem(t, http.MethodPost, "/v1/admin/projections/inbox/rebuild", 409, "conflict", "")
 	f.problem(t, http.MethodGet, "/v1/admin/projections", 503, "unavailable", "")
+
+	slow := httptest.NewServer(readapi.NewHTTP(readapi.Views{Projections: slowAdmin{}}, readapi.Options{}))
+	t.Cleanup(slow.Close)
+	(&fixture{srv: slow}).problem(t, http.MethodGet, "/v1/admin/projections", 503, "unavailable", "")
+}
+
+// slowAdmin is a runner whose store does not answer in time.
+type slowAdmin struct{ busyAdmin }
+
+func (slowAdmin) Status(context.Context) ([]projections.ProjectionStatus, error) {
+	return nil, fmt.Errorf("read checkpoints: %w", context.DeadlineExceeded)
 }

@@ -1,6 +1,7 @@
 package readapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -91,7 +92,11 @@ func problemFor(err error) Problem {
 		pt = ProblemMethodNotAllowed
 	case errors.Is(err, projections.ErrRebuildInProgress):
 		pt = ProblemConflict
-	case errors.Is(err, errUnavailable), errors.Is(err, eventstore.ErrClosed), errors.Is(err, projections.ErrNotRunning):
+	case errors.Is(err, errUnavailable), errors.Is(err, eventstore.ErrClosed), errors.Is(err, projections.ErrNotRunning),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		// A store that did not answer in time, or a request given up
+		// (the server shutting down): worth trying again, as the
+		// command API says with the same 503.
 		pt = ProblemUnavailable
 	default:
 		pt, detail = ProblemInternal, "" // internal details stay in the logs
