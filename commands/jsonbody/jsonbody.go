@@ -14,7 +14,9 @@ import (
 	"mime"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
+	"time"
 
 	fastjson "github.com/segmentio/encoding/json"
 
@@ -139,8 +141,23 @@ func strictStd(data []byte, v any, useNumber bool) error {
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 			return &MalformedError{Detail: "the body ends before the JSON value does"}
 		}
+		var pe *time.ParseError
+		if errors.As(err, &pe) {
+			// encoding/json names no field for a time that does not
+			// parse: find it.
+			if path, ok := locate(data, reflect.TypeOf(v), badTime); ok {
+				return &domain.ValidationError{Fields: []domain.FieldError{{
+					Field: path, Problem: "must be an RFC 3339 time such as 2026-11-02T10:00:00Z",
+				}}}
+			}
+		}
 		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			return &UnknownFieldError{Field: strings.Trim(name, `"`)}
+			// encoding/json names the field without the objects it is in.
+			name = strings.Trim(name, `"`)
+			if path, ok := locate(data, reflect.TypeOf(v), unknownField); ok {
+				name = path
+			}
+			return &UnknownFieldError{Field: name}
 		}
 		return &MalformedError{Detail: err.Error()}
 	}
@@ -148,6 +165,140 @@ func strictStd(data []byte, v any, useNumber bool) error {
 		return &MalformedError{Detail: "unexpected data after the JSON value"}
 	}
 	return nil
+}
+
+// What locate looks for.
+const (
+	unknownField = iota
+	badTime
+)
+
+var (
+	timeType      = reflect.TypeFor[time.Time]()
+	unmarshalType = reflect.TypeFor[json.Unmarshaler]()
+)
+
+// locate returns the path ("recipient.fax", "items[2].scheduled_at") of
+// the first problem of kind what in data, decoded into a value of type t:
+// a key the type does not have, or a string in a time.Time field that is
+// not an RFC 3339 time. It runs only once a decode failed.
+func locate(data []byte, t reflect.Type, what int) (string, bool) {
+	var val any
+	if json.Unmarshal(data, &val) != nil {
+		return "", false
+	}
+	return walk(val, t, "", what)
+}
+
+func walk(val any, t reflect.Type, path string, what int) (string, bool) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == timeType {
+		s, ok := val.(string)
+		if _, err := time.Parse(time.RFC3339, s); what == badTime && ok && err != nil {
+			return path, true
+		}
+		return "", false
+	}
+	if reflect.PointerTo(t).Implements(unmarshalType) {
+		return "", false // decoded its own way
+	}
+	join := func(key string) string {
+		if path == "" {
+			return key
+		}
+		return path + "." + key
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		obj, ok := val.(map[string]any)
+		if !ok {
+			return "", false
+		}
+		fields := jsonFields(t)
+		for _, key := range sortedKeys(obj) {
+			f, ok := fields[key]
+			if !ok {
+				for name, g := range fields {
+					if strings.EqualFold(name, key) { // as encoding/json matches
+						f, ok = g, true
+						break
+					}
+				}
+			}
+			if !ok {
+				if what == unknownField {
+					return join(key), true
+				}
+				continue
+			}
+			if p, ok := walk(obj[key], f, join(key), what); ok {
+				return p, true
+			}
+		}
+	case reflect.Map:
+		obj, ok := val.(map[string]any)
+		if !ok {
+			return "", false
+		}
+		for _, key := range sortedKeys(obj) {
+			if p, ok := walk(obj[key], t.Elem(), join(key), what); ok {
+				return p, true
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		arr, ok := val.([]any)
+		if !ok {
+			return "", false
+		}
+		for i, e := range arr {
+			if p, ok := walk(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i), what); ok {
+				return p, true
+			}
+		}
+	}
+	return "", false
+}
+
+// jsonFields maps the JSON names of struct type t's fields (those of
+// embedded structs included) to their types.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case tag == "-":
+		case f.Anonymous && tag == "":
+			ft := f.Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				for name, typ := range jsonFields(ft) {
+					if _, shadowed := out[name]; !shadowed {
+						out[name] = typ
+					}
+				}
+			}
+		case !f.IsExported():
+		case tag != "":
+			out[tag] = f.Type
+		default:
+			out[f.Name] = f.Type
+		}
+	}
+	return out
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // jsonKind names the JSON type a Go type decodes from.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 
 	"herald/domain"
 )
@@ -101,8 +102,8 @@ func TestStrictErrors(t *testing.T) {
 		t.Errorf("wrong type: %v, want a validation error naming count", err)
 	}
 	var uf *UnknownFieldError
-	if err := Strict([]byte(`{"recipient":{"id":"u","nickname":"x"}}`), &r, false); !errors.As(err, &uf) || uf.Field != "nickname" {
-		t.Errorf("unknown field: %v, want UnknownFieldError nickname", err)
+	if err := Strict([]byte(`{"recipient":{"id":"u","nickname":"x"}}`), &r, false); !errors.As(err, &uf) || uf.Field != "recipient.nickname" {
+		t.Errorf("unknown field: %v, want UnknownFieldError recipient.nickname", err)
 	}
 	var me *MalformedError
 	if err := Strict([]byte(`{"recipient":{"id":"u"}} {}`), &r, false); !errors.As(err, &me) {
@@ -117,5 +118,43 @@ func TestStrictErrors(t *testing.T) {
 	r = request{}
 	if err := Strict([]byte(`{"recipient":{"id":"u"},"category":"c"}`), &r, false); err != nil || r.Recipient.ID != "u" || r.Category != "c" {
 		t.Errorf("valid body: %v, %+v", err, r)
+	}
+}
+
+// The fields encoding/json leaves unnamed are found in the body: a time
+// that does not parse, and an unknown field with the objects it is in.
+func TestStrictNamesTheField(t *testing.T) {
+	type leg struct {
+		At   *time.Time `json:"at"`
+		Note string     `json:"note"`
+	}
+	type inner struct {
+		Legs []leg `json:"legs"`
+	}
+	type body struct {
+		inner
+		Start time.Time         `json:"start"`
+		Tags  map[string]string `json:"tags"`
+	}
+	var ve *domain.ValidationError
+	var uf *UnknownFieldError
+	for data, want := range map[string]string{
+		`{"start":"tomorrow"}`: "start",
+		`{"start":"2026-11-02T10:00:00Z","legs":[{"at":"2026-11-02T10:00:00Z"},{"at":"soon"}]}`: "legs[1].at",
+	} {
+		var b body
+		if err := Strict([]byte(data), &b, false); !errors.As(err, &ve) || ve.Fields[0].Field != want {
+			t.Errorf("%s: %v, want a validation error naming %s", data, err, want)
+		}
+	}
+	for data, want := range map[string]string{
+		`{"legs":[{"note":"a"},{"note":"b","fax":1}]}`: "legs[1].fax",
+		`{"LEGS":[{"Fax":1}]}`:                         "LEGS[0].Fax",
+		`{"tags":{"a":"b"},"extra":true}`:              "extra",
+	} {
+		var b body
+		if err := Strict([]byte(data), &b, false); !errors.As(err, &uf) || uf.Field != want {
+			t.Errorf("%s: %v, want an unknown field %s", data, err, want)
+		}
 	}
 }
