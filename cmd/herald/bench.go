@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"herald/commands"
@@ -77,29 +78,43 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(d)
-	*dir = d
 	for _, suite := range suites {
-		var err error
-		switch suite {
-		case "eventstore":
-			err = benchEventStore(ctx, *dir, *runs, *events, stdout, stderr)
-		case "api":
-			err = benchAPI(ctx, *dir, *runs, time.Duration(*seconds)*time.Second, stdout, stderr)
-		case "projection":
-			err = benchProjection(ctx, *dir, *runs, stdout, stderr)
-		case "projection_cassandra":
-			err = benchProjectionCassandra(ctx, *dir, *runs, stdout, stderr)
-		case "fanout":
-			err = benchFanOut(ctx, *dir, *runs, stdout, stderr)
-		case "delivery":
-			err = benchDelivery(ctx, *dir, *runs, time.Duration(*seconds)*time.Second, stdout, stderr)
-			if err == nil {
-				err = benchInApp(ctx, *dir, *runs, time.Duration(*seconds)*time.Second, stdout, stderr)
-			}
-		}
-		if err != nil {
+		if err := benchSuite(ctx, suite, d, *runs, *events, time.Duration(*seconds)*time.Second, stdout, stderr); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// benchSuite runs one suite in a folder of its own inside dir, and removes
+// it afterwards with every dirty page on the machine written out, so that
+// the next suite does not pay for this one's writeback (a suite's fsyncs
+// wait behind it on the one disk).
+func benchSuite(ctx context.Context, suite, parent string, runs, events int, duration time.Duration, stdout, stderr io.Writer) error {
+	dir, err := os.MkdirTemp(parent, suite+"-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		_ = os.RemoveAll(dir)
+		syscall.Sync()
+	}()
+	switch suite {
+	case "eventstore":
+		return benchEventStore(ctx, dir, runs, events, stdout, stderr)
+	case "api":
+		return benchAPI(ctx, dir, runs, duration, stdout, stderr)
+	case "projection":
+		return benchProjection(ctx, dir, runs, stdout, stderr)
+	case "projection_cassandra":
+		return benchProjectionCassandra(ctx, dir, runs, stdout, stderr)
+	case "fanout":
+		return benchFanOut(ctx, dir, runs, stdout, stderr)
+	case "delivery":
+		if err := benchDelivery(ctx, dir, runs, duration, stdout, stderr); err != nil {
+			return err
+		}
+		return benchInApp(ctx, dir, runs, duration, stdout, stderr)
 	}
 	return nil
 }
