@@ -53,6 +53,17 @@ func (d *Dispatcher) attempt(msg *message.Message) error {
 
 	w.priority = claim.Notification.Priority() // the ledger's, not the lane guess
 	cc := d.cfg.Channels[w.channel]
+	if n := retryCount(claim.Delivery, claim.Attempt, false); n > cc.Retry.MaxAttempts {
+		// Only taking over attempts whose worker died (their leases ran
+		// out with no outcome) counts past the budget: a delivery that
+		// takes its process down with it would otherwise come back for
+		// ever. It is dead-lettered unsent.
+		return d.record(ctx, msg, w, commands.RecordOutcome{
+			Origin: origin, NotificationID: w.notification, DeliveryID: w.delivery, Attempt: claim.Attempt,
+			Reason: fmt.Sprintf("retries exhausted: attempt %d of at most %d, after attempts that ended without an outcome (their worker stopped)",
+				n, cc.Retry.MaxAttempts),
+		})
+	}
 	dest := addressKey{w.channel, claim.Delivery.Address()}
 	window := retryWindowStart(claim.Notification, claim.Delivery)
 	if now := d.cfg.Clock(); addressScoped[w.channel] {

@@ -565,3 +565,33 @@ func TestOneEndpointsRetryAfterPausesOnlyThatEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// A delivery whose attempts keep ending without an outcome (the worker
+// dies with each) is dead-lettered once they use up the budget, unsent,
+// instead of being taken over for ever.
+func TestAbandonedAttemptsUseUpTheBudget(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	id := r.send(webhookRequest(domain.PriorityNormal))
+	for range 3 {
+		if _, err := r.handlers.Attempts.Start(r.ctx, commands.StartAttempt{
+			Origin: commands.Origin{Actor: "dying-worker"}, NotificationID: id, DeliveryID: "webhook-1", Lease: time.Millisecond,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond) // the lease runs out
+	}
+	s := newSink()
+	retry := dispatcher.RetryPolicy{MaxAttempts: 3, Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}
+	r.run(r.dispatcher(map[domain.Channel]dispatcher.ChannelConfig{domain.ChannelWebhook: {Sender: s, Retry: retry}}))
+	waitFor(t, 10*time.Second, "a settled delivery", func() bool {
+		n, _ := r.load(id)
+		return n.Status().Finished()
+	})
+	n, types := r.load(id)
+	d, _ := n.Delivery("webhook-1")
+	if _, total := s.count(); n.Status() != domain.StatusFailed || total != 0 || d.Attempts() != 4 {
+		t.Fatalf("status %s after %d attempts, %d sends (%q), events %v; want dead-lettered unsent at attempt 4",
+			n.Status(), d.Attempts(), total, d.LastError(), types)
+	}
+}
