@@ -14,30 +14,7 @@ import (
 
 func TestSendPinsTheTemplateVersionAndChecksVars(t *testing.T) {
 	t.Parallel()
-	store, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "events.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	clock := func() time.Time { return testNow }
-	svc, err := templates.NewService(templates.Deps{Store: store, Clock: clock, NewID: commands.UUIDv7})
-	if err != nil {
-		t.Fatal(err)
-	}
-	content := domain.TemplateContent{
-		Name: "One-time code", DefaultLocale: "en",
-		Variables: []domain.TemplateVar{{Name: "code", Type: domain.VarString, Required: true}},
-		Locales: map[string]domain.LocaleContent{"en": {
-			Email: &domain.EmailPart{Subject: "Your code", Text: "Code {{.code}}", HTML: "<p>Code {{.code}}</p>"},
-		}},
-	}
-	if _, err := svc.Create.Handle(t.Context(), templates.Create{ID: "otp", Content: content}); err != nil {
-		t.Fatal(err)
-	}
-	h, err := commands.NewHandlers(commands.Deps{Store: store, Clock: clock, NewID: commands.UUIDv7, Templates: svc})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, _, h, _ := otpTemplateEnv(t)
 	req := domain.NotificationRequest{
 		Recipient: domain.Recipient{ID: "u1", Email: "ada@example.com"}, Channels: []domain.Channel{domain.ChannelEmail},
 		Template: &domain.TemplateRef{ID: "otp", Vars: map[string]any{"code": "424242"}},
@@ -74,7 +51,7 @@ func TestSendPinsTheTemplateVersionAndChecksVars(t *testing.T) {
 		t.Fatalf("batch = %+v, %v", batch.Items, err)
 	}
 
-	bare, _ := commands.NewHandlers(commands.Deps{Store: store, Clock: clock, NewID: commands.UUIDv7})
+	bare, _ := commands.NewHandlers(commands.Deps{Store: store, Clock: func() time.Time { return testNow }, NewID: commands.UUIDv7})
 	if _, err := bare.Send.Handle(t.Context(), commands.Send{Request: req}); !errors.As(err, &ve) || ve.Fields[0].Field != "template" {
 		t.Fatalf("no template service: %v, want a validation error on template", err)
 	}
@@ -86,30 +63,7 @@ func TestSendPinsTheTemplateVersionAndChecksVars(t *testing.T) {
 // whole way (template pinned and checked).
 func TestRepeatsOutliveTheirTemplate(t *testing.T) {
 	t.Parallel()
-	store, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "events.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	clock := func() time.Time { return testNow }
-	svc, err := templates.NewService(templates.Deps{Store: store, Clock: clock, NewID: commands.UUIDv7})
-	if err != nil {
-		t.Fatal(err)
-	}
-	content := domain.TemplateContent{
-		Name: "One-time code", DefaultLocale: "en",
-		Variables: []domain.TemplateVar{{Name: "code", Type: domain.VarString, Required: true}},
-		Locales: map[string]domain.LocaleContent{"en": {
-			Email: &domain.EmailPart{Subject: "Your code", Text: "Code {{.code}}", HTML: "<p>Code {{.code}}</p>"},
-		}},
-	}
-	if _, err := svc.Create.Handle(t.Context(), templates.Create{ID: "otp", Content: content}); err != nil {
-		t.Fatal(err)
-	}
-	h, err := commands.NewHandlers(commands.Deps{Store: store, Clock: clock, NewID: commands.UUIDv7, Templates: svc})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, svc, h, content := otpTemplateEnv(t)
 	req := domain.NotificationRequest{
 		Recipient: domain.Recipient{ID: "u1", Email: "ada@example.com"}, Channels: []domain.Channel{domain.ChannelEmail},
 		Template: &domain.TemplateRef{ID: "otp", Vars: map[string]any{"code": "424242"}},
@@ -183,4 +137,36 @@ func TestRepeatsOutliveTheirTemplate(t *testing.T) {
 	if got := e.(domain.NotificationRequested).Request.Template; got.ID != "t2" || got.Version != 1 {
 		t.Fatalf("recorded template %+v, want t2 pinned at version 1", got)
 	}
+}
+
+// otpTemplateEnv is a log with the template "otp" (an email with a
+// required variable "code") at version 1, its service, and the command
+// handlers using it, with the clock at testNow.
+func otpTemplateEnv(t *testing.T) (*sqlite.Store, *templates.Service, commands.Handlers, domain.TemplateContent) {
+	t.Helper()
+	store, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "events.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	clock := func() time.Time { return testNow }
+	svc, err := templates.NewService(templates.Deps{Store: store, Clock: clock, NewID: commands.UUIDv7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := domain.TemplateContent{
+		Name: "One-time code", DefaultLocale: "en",
+		Variables: []domain.TemplateVar{{Name: "code", Type: domain.VarString, Required: true}},
+		Locales: map[string]domain.LocaleContent{"en": {
+			Email: &domain.EmailPart{Subject: "Your code", Text: "Code {{.code}}", HTML: "<p>Code {{.code}}</p>"},
+		}},
+	}
+	if _, err := svc.Create.Handle(t.Context(), templates.Create{ID: "otp", Content: content}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := commands.NewHandlers(commands.Deps{Store: store, Clock: clock, NewID: commands.UUIDv7, Templates: svc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, svc, h, content
 }
