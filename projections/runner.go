@@ -30,7 +30,23 @@ type RunnerOptions struct {
 	// RetryDelay is the first wait before retrying a failed projection
 	// (default 100ms); MaxRetryDelay caps the doubling (default 10s).
 	RetryDelay, MaxRetryDelay time.Duration
+	// Linger is how long a projection following live appends waits after
+	// applying a batch before it takes the next (DefaultLinger when 0;
+	// negative: not at all). See DefaultLinger.
+	Linger time.Duration
 }
+
+// DefaultLinger lets the appends of 5 ms gather into one batch while they
+// keep coming; after a quiet spell an append is applied at once. Each
+// batch is a transaction of the view store, and applying every few events
+// on their own rewrote the same index pages over and over: the SQLite
+// views' WAL traffic, and its checkpoints, which the event log's fsyncs
+// waited behind on the one disk, gave e2e delivery at 2,000
+// notifications/s a p99 of 108, 113 and 140 ms against 58, 58 and 96 ms
+// with it; api_send 7,655 and 6,535 requests/s against 9,367 and 7,999,
+// api_batch 16,409 and 16,038 notifications/s against 19,247 and 19,796
+// (interleaved runs).
+const DefaultLinger = 5 * time.Millisecond
 
 // Runner feeds projections from the log: per projection, one goroutine
 // reads from the checkpoint in pages of BatchSize, applies each page with
@@ -43,6 +59,7 @@ type Runner struct {
 	procs map[string]*projector
 
 	retry, maxRetry time.Duration
+	linger          time.Duration
 	order           []string
 
 	batches BatchStore // the store as a BatchStore, or nil
@@ -89,7 +106,10 @@ func NewRunner(log Log, store Store, opts RunnerOptions) (*Runner, error) {
 		names = Names()
 	}
 	r := &Runner{log: log, store: store, now: opts.Now, procs: map[string]*projector{},
-		retry: opts.RetryDelay, maxRetry: opts.MaxRetryDelay}
+		retry: opts.RetryDelay, maxRetry: opts.MaxRetryDelay, linger: opts.Linger}
+	if r.linger == 0 {
+		r.linger = DefaultLinger
+	}
 	if r.now == nil {
 		r.now = time.Now
 	}
@@ -393,6 +413,14 @@ func (p *projector) follow(ctx context.Context, cp eventstore.Position) error {
 		}
 		cp = b.Last()
 		p.advanced(p.name, cp)
+		if p.r.linger > 0 && len(b.Records()) < BatchSize {
+			t := time.NewTimer(p.r.linger)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+		}
 	}
 }
 
