@@ -67,7 +67,8 @@ func (d *Dispatcher) attempt(msg *message.Message) error {
 	dest := addressKey{w.channel, claim.Delivery.Address()}
 	window := retryWindowStart(claim.Notification, claim.Delivery)
 	if now := d.cfg.Clock(); addressScoped[w.channel] {
-		if until := d.pauses.pausedUntil(dest, now); !until.IsZero() {
+		if wait := d.pauses.wait(dest, now); wait > 0 {
+			until := now.Add(wait)
 			// Its provider asked to slow down (another delivery to the
 			// same address was told so): hold this one back until then,
 			// without sending and without using up an attempt.

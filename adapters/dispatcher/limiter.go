@@ -79,10 +79,11 @@ var addressScoped = map[domain.Channel]bool{
 }
 
 // addressPauses holds the pauses providers asked for on address-scoped
-// channels, until they end.
+// channels: a limiter without a rate per address, let go once its pause
+// has ended and the map is full.
 type addressPauses struct {
-	mu    sync.Mutex
-	until map[addressKey]time.Time
+	mu sync.Mutex
+	by map[addressKey]*limiter
 }
 
 type addressKey struct {
@@ -96,28 +97,28 @@ const maxAddressPauses = 4096
 func (p *addressPauses) pause(k addressKey, until, now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.until == nil {
-		p.until = map[addressKey]time.Time{}
+	if p.by == nil {
+		p.by = map[addressKey]*limiter{}
 	}
-	if len(p.until) >= maxAddressPauses {
-		for k, t := range p.until {
-			if !t.After(now) {
-				delete(p.until, k)
+	if len(p.by) >= maxAddressPauses {
+		for k, l := range p.by {
+			if l.reserve(now) == 0 {
+				delete(p.by, k)
 			}
 		}
 	}
-	if until.After(p.until[k]) {
-		p.until[k] = until
+	l := p.by[k]
+	if l == nil {
+		l = newLimiter(0, 1)
+		p.by[k] = l
 	}
+	l.pause(until)
 }
 
-// pausedUntil returns when the pause on k ends, or zero when k is not
-// paused at now.
-func (p *addressPauses) pausedUntil(k addressKey, now time.Time) time.Time {
+// wait returns how long k stays paused after now (0: not paused).
+func (p *addressPauses) wait(k addressKey, now time.Time) time.Duration {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if t := p.until[k]; t.After(now) {
-		return t
-	}
-	return time.Time{}
+	l := p.by[k]
+	p.mu.Unlock()
+	return l.reserve(now) // a nil limiter never waits
 }

@@ -177,12 +177,13 @@ func (a *applier) resolve(changes []change, stateQuery string) error {
 			need = append(need, i)
 		}
 	}
-	if len(need) > 0 && stateQuery != "" {
+	switch {
+	case len(need) == 0:
+	case stateQuery != "":
 		if err := a.load(changes, need, stateQuery); err != nil {
 			return err
 		}
-	}
-	if len(need) > 0 && stateQuery == "" {
+	default:
 		for _, i := range need {
 			c := &changes[i]
 			n, err := projections.FoldHistory(a.ctx, a.history, c.id, c.steps[0].StreamVersion-1)

@@ -24,18 +24,16 @@ func TestCheckpointerBoundsTheWAL(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "views.db")
-	var rec viewstoretest.Recorder
-	v, err := Open(ctx, path, Options{History: &rec})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, rec := openRecorded(t, path)
 	// Passes every 10 ms, a restart past 256 frames (1 MiB).
 	if err := v.ckpt.close(); err != nil {
 		t.Fatal(err)
 	}
-	if v.ckpt, err = startCheckpointer(path, v.writeDB, 10*time.Millisecond, 256); err != nil {
+	ckpt, err := startCheckpointer(path, v.writeDB, 10*time.Millisecond, 256)
+	if err != nil {
 		t.Fatal(err)
 	}
+	v.ckpt = ckpt
 	const notifications = 12000
 	for start := 0; start < notifications; start += 250 {
 		var streams []viewstoretest.Stream
@@ -77,7 +75,7 @@ func TestCheckpointerBoundsTheWAL(t *testing.T) {
 	if _, err := os.Stat(path + "-wal"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("WAL still there after Close (stat: %v)", err)
 	}
-	v, err = Open(ctx, path, Options{History: &rec})
+	v, err = Open(ctx, path, Options{History: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,4 +86,16 @@ func TestCheckpointerBoundsTheWAL(t *testing.T) {
 	if n != notifications {
 		t.Fatalf("after reopening: %d notifications delivered in the view, want %d", n, notifications)
 	}
+}
+
+// openRecorded opens the views at path over a fresh Recorder, the log the
+// test writes its events to.
+func openRecorded(t *testing.T, path string) (*Views, *viewstoretest.Recorder) {
+	t.Helper()
+	rec := &viewstoretest.Recorder{}
+	v, err := Open(context.Background(), path, Options{History: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, rec
 }

@@ -78,11 +78,7 @@ func TestOpenDropsRetiredTables(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "views.db")
-	var rec viewstoretest.Recorder
-	v, err := Open(ctx, path, Options{History: &rec})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, rec := openRecorded(t, path)
 	for _, stmt := range []string{
 		`CREATE TABLE inbox_state (notification_id TEXT PRIMARY KEY, snapshot TEXT NOT NULL) WITHOUT ROWID`,
 		`CREATE TABLE analytics_state (notification_id TEXT PRIMARY KEY, snapshot TEXT NOT NULL) WITHOUT ROWID`,
@@ -95,7 +91,7 @@ func TestOpenDropsRetiredTables(t *testing.T) {
 	if err := v.Close(); err != nil {
 		t.Fatal(err)
 	}
-	v, err = Open(ctx, path, Options{History: &rec})
+	v, err := Open(ctx, path, Options{History: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
