@@ -197,11 +197,11 @@ func decodeAs[T Event](data []byte) (Event, error) {
 	return v, nil
 }
 
-// rightSize gives the request's maps their own size: the decoder makes
-// each with room for 64 entries (see sizedCopy), and decoded events are
-// held in page caches and state caches by the thousand.
+// rightSize gives the request's template vars their own size: the decoder
+// makes each map[string]any with room for 64 entries (see sizedCopy), and
+// decoded events are held in page caches and state caches by the
+// thousand. (Metadata decodes at its own size: see Metadata.UnmarshalJSON.)
 func (e *NotificationRequested) rightSize() {
-	e.Request.Metadata = sizedCopy(e.Request.Metadata)
 	if e.Request.Template != nil {
 		e.Request.Template.Vars = sizedCopy(e.Request.Template.Vars)
 	}

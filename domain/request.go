@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	fastjson "github.com/segmentio/encoding/json"
 )
 
 // Limits on request fields.
@@ -32,8 +34,38 @@ type NotificationRequest struct {
 	Category    string            `json:"category,omitempty"`
 	ScheduledAt *time.Time        `json:"scheduled_at,omitempty"`
 	ExpiresAt   *time.Time        `json:"expires_at,omitempty"`
-	Metadata    map[string]string `json:"metadata,omitempty"`
+	Metadata    Metadata          `json:"metadata,omitempty"`
 	BatchID     string            `json:"batch_id,omitempty"`
+}
+
+// Metadata is a notification's free-form labels, kept as sent and given
+// back in its events and status.
+type Metadata map[string]string
+
+// UnmarshalJSON decodes a JSON object of strings into a map that grows
+// from the size of the smallest map. segmentio/encoding/json, which
+// decodes events and request bodies (codec.go), makes every nil
+// map[string]string it fills with room for 64 entries: for requests that
+// carry two labels, making and clearing those maps was 4.5% of the CPU in
+// a profile of the api benchmarks. Into a map that exists it decodes as
+// into any other.
+func (m *Metadata) UnmarshalJSON(data []byte) error {
+	if string(data) == "null" {
+		*m = nil
+		return nil
+	}
+	out := map[string]string{}
+	if _, err := fastjson.Parse(data, &out, 0); err != nil {
+		// encoding/json's error names the label whose value is not a
+		// string, which the problem answer passes on.
+		var plain map[string]string
+		if stdErr := json.Unmarshal(data, &plain); stdErr != nil {
+			return stdErr
+		}
+		return err
+	}
+	*m = out
+	return nil
 }
 
 // Validate checks r against the request rules at time now and returns nil or

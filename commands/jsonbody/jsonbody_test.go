@@ -101,6 +101,11 @@ func TestStrictErrors(t *testing.T) {
 	if err := Strict([]byte(`{"count":"7"}`), &r, false); !errors.As(err, &ve) || ve.Fields[0].Field != "count" {
 		t.Errorf("wrong type: %v, want a validation error naming count", err)
 	}
+	// Metadata decodes itself (domain.Metadata.UnmarshalJSON); a label
+	// that is not a string still names the metadata field.
+	if err := Strict([]byte(`{"metadata":{"k":1}}`), &r, false); !errors.As(err, &ve) || ve.Fields[0].Field != "NotificationRequest.metadata" {
+		t.Errorf("metadata label of the wrong type: %v, want a validation error naming metadata", err)
+	}
 	var uf *UnknownFieldError
 	if err := Strict([]byte(`{"recipient":{"id":"u","nickname":"x"}}`), &r, false); !errors.As(err, &uf) || uf.Field != "recipient.nickname" {
 		t.Errorf("unknown field: %v, want UnknownFieldError recipient.nickname", err)
