@@ -26,16 +26,16 @@ const (
 // Template are required; an empty Channels list means "every channel the
 // recipient has an address for", resolved when deliveries are planned.
 type NotificationRequest struct {
-	Recipient   Recipient         `json:"recipient"`
-	Channels    []Channel         `json:"channels,omitempty"`
-	Content     *Content          `json:"content,omitempty"`
-	Template    *TemplateRef      `json:"template,omitempty"`
-	Priority    Priority          `json:"priority,omitempty"`
-	Category    string            `json:"category,omitempty"`
-	ScheduledAt *time.Time        `json:"scheduled_at,omitempty"`
-	ExpiresAt   *time.Time        `json:"expires_at,omitempty"`
-	Metadata    Metadata          `json:"metadata,omitempty"`
-	BatchID     string            `json:"batch_id,omitempty"`
+	Recipient   Recipient    `json:"recipient"`
+	Channels    []Channel    `json:"channels,omitempty"`
+	Content     *Content     `json:"content,omitempty"`
+	Template    *TemplateRef `json:"template,omitempty"`
+	Priority    Priority     `json:"priority,omitempty"`
+	Category    string       `json:"category,omitempty"`
+	ScheduledAt *time.Time   `json:"scheduled_at,omitempty"`
+	ExpiresAt   *time.Time   `json:"expires_at,omitempty"`
+	Metadata    Metadata     `json:"metadata,omitempty"`
+	BatchID     string       `json:"batch_id,omitempty"`
 }
 
 // Metadata is a notification's free-form labels, kept as sent and given
