@@ -61,6 +61,13 @@ func ParseRetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
 	return d, true
 }
 
+// RetryAfter is ParseRetryAfter's duration alone: zero when v is empty or
+// malformed.
+func RetryAfter(v string, now time.Time) time.Duration {
+	d, _ := ParseRetryAfter(v, now)
+	return d
+}
+
 func allDigits(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -160,9 +159,9 @@ func (s *Sender) statusFailure(resp *http.Response, body []byte) *channel.Failur
 	code := resp.StatusCode
 	switch {
 	case code == http.StatusTooManyRequests:
-		return &channel.Failure{Retryable: true, Throttled: true, RetryAfter: retryAfter(resp.Header.Get("Retry-After")), Reason: reason, Err: err}
+		return &channel.Failure{Retryable: true, Throttled: true, RetryAfter: channel.RetryAfter(resp.Header.Get("Retry-After"), time.Now()), Reason: reason, Err: err}
 	case code >= 500 || code == http.StatusRequestTimeout:
-		return &channel.Failure{Retryable: true, RetryAfter: retryAfter(resp.Header.Get("Retry-After")), Reason: reason, Err: err}
+		return &channel.Failure{Retryable: true, RetryAfter: channel.RetryAfter(resp.Header.Get("Retry-After"), time.Now()), Reason: reason, Err: err}
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
 		return channel.Permanent(reason+": credentials rejected", err)
 	case code/100 == 3:
@@ -184,22 +183,6 @@ func (s *Sender) transportFailure(ctx context.Context, err error) *channel.Failu
 		return &channel.Failure{Retryable: true, Reason: "sms: timed out", Err: errors.Join(context.DeadlineExceeded, s.scrubErr(err))}
 	}
 	return channel.Retryable("sms: connection failed", s.scrubErr(err))
-}
-
-// retryAfter reads a Retry-After value: delay seconds or an HTTP date.
-func retryAfter(v string) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && secs > 0 {
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d.Round(time.Second)
-		}
-	}
-	return 0
 }
 
 func (s *Sender) scrub(text string) string {

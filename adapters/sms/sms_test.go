@@ -33,6 +33,7 @@ const (
 //	+15005550009  400 code 21614 (not a mobile number)
 //	+15005550429  429 code 20429, Retry-After: 7
 //	+15005550503  503 code 20500
+//	+15005550504  503 code 20500, Retry-After: ten years in seconds
 //	+15005550777  waits until the client gives up
 //	anything else 201 with a queued message
 type fakeTwilio struct {
@@ -120,6 +121,10 @@ func (f *fakeTwilio) serve(w http.ResponseWriter, r *http.Request) {
 		twilioError(w, http.StatusTooManyRequests, 20429, "Too Many Requests")
 		return
 	case "+15005550503":
+		twilioError(w, http.StatusServiceUnavailable, 20500, "Service unavailable")
+		return
+	case "+15005550504":
+		w.Header().Set("Retry-After", "315360000")
 		twilioError(w, http.StatusServiceUnavailable, 20500, "Service unavailable")
 		return
 	case "+15005550777":
@@ -279,6 +284,7 @@ func TestSendFailuresAreClassified(t *testing.T) {
 		{name: "not a mobile 21614", to: "+15005550009", reason: "21614"},
 		{name: "throttled 429", to: "+15005550429", retryable: true, throttled: true, retryAfter: 7 * time.Second, reason: "429"},
 		{name: "provider down 503", to: "+15005550503", retryable: true, reason: "503"},
+		{name: "503 asking for ten years is capped", to: "+15005550504", retryable: true, retryAfter: channel.MaxRetryAfter, reason: "503"},
 		{name: "wrong token 401", to: "+14155550123", token: "wrong-token-that-must-not-leak", reason: "401"},
 	}
 	for _, tc := range cases {

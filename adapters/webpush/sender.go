@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -230,11 +229,11 @@ func (s *Sender) push(ctx context.Context, sub Subscription, body []byte, h http
 	case code == http.StatusTooManyRequests:
 		f := channel.Retryable(answered, nil)
 		f.Throttled = true
-		f.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), s.now())
+		f.RetryAfter = channel.RetryAfter(resp.Header.Get("Retry-After"), s.now())
 		return outcome{failure: f}
 	case code >= 500 || code == http.StatusRequestTimeout:
 		f := channel.Retryable(answered, nil)
-		f.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), s.now())
+		f.RetryAfter = channel.RetryAfter(resp.Header.Get("Retry-After"), s.now())
 		return outcome{failure: f}
 	case code == http.StatusRequestEntityTooLarge:
 		return outcome{failure: channel.Permanent("payload too large: "+answered, nil)}
@@ -307,25 +306,6 @@ func certificateProblem(err error) error {
 func isTimeout(err error) bool {
 	var t interface{ Timeout() bool }
 	return errors.As(err, &t) && t.Timeout()
-}
-
-// retryAfter parses Retry-After as delay-seconds or an HTTP-date; zero when
-// absent or unparsable.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		return time.Duration(min(secs, int64(7*24*time.Hour/time.Second))) * time.Second
-	}
-	if at, err := http.ParseTime(v); err == nil && at.After(now) {
-		return at.Sub(now)
-	}
-	return 0
 }
 
 // summarize folds the per-subscription outcomes into Send's answer.

@@ -311,6 +311,8 @@ func TestSendClassifiesPushServiceAnswers(t *testing.T) {
 			wantRetryable: true, wantThrottled: true, wantRetryAfter: 120 * time.Second},
 		{name: "503 with Retry-After", answers: []webpushtest.Answer{{Code: 503, Header: http.Header{"Retry-After": {"30"}}}},
 			wantRetryable: true, wantRetryAfter: 30 * time.Second},
+		{name: "503 asking for a week is capped", answers: []webpushtest.Answer{{Code: 503, Header: http.Header{"Retry-After": {"604800"}}}},
+			wantRetryable: true, wantRetryAfter: channel.MaxRetryAfter},
 		{name: "500", answers: []webpushtest.Answer{{Code: 500}}, wantRetryable: true},
 		{name: "400", answers: []webpushtest.Answer{{Code: 400}}},
 		{name: "403 vapid refused", answers: []webpushtest.Answer{{Code: 403}}},
