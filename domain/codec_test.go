@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"herald/domain"
 )
@@ -239,6 +240,40 @@ func TestEventCodecErrors(t *testing.T) {
 	for _, e := range []domain.Event{alienEvent{}, nil, nilPlanned} {
 		if _, _, err := domain.MarshalEvent(e); !errors.Is(err, domain.ErrUnknownEventType) {
 			t.Errorf("MarshalEvent(%#v) error = %v, want ErrUnknownEventType", e, err)
+		}
+	}
+}
+
+// BenchmarkDecodeAndEvolveRequested is what a projection or a command does
+// with every NotificationRequested it reads: decode it and evolve a state
+// from it. The request is shaped like the api benchmarks' (two channels,
+// two metadata labels).
+func BenchmarkDecodeAndEvolveRequested(b *testing.B) {
+	ev := domain.NotificationRequested{
+		NotificationID: "ntf_bench",
+		Request: domain.NotificationRequest{
+			Recipient: domain.Recipient{ID: "user-1", Email: "user-1@example.com"},
+			Channels:  []domain.Channel{domain.ChannelEmail, domain.ChannelInApp},
+			Content:   &domain.Content{Subject: "Your order", Body: "Order A-17 has shipped."},
+			Priority:  domain.PriorityNormal,
+			Category:  "orders",
+			Metadata:  domain.Metadata{"order": "A-17", "tenant": "acme"},
+		},
+		IdempotencyKey: "key-1",
+		RequestedAt:    time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC),
+	}
+	typ, data, err := domain.MarshalEvent(ev)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		e, err := domain.UnmarshalEvent(typ, data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n := domain.EvolveNotification(domain.Notification{}, e); n.Category() != "orders" {
+			b.Fatalf("evolved %+v", n)
 		}
 	}
 }

@@ -252,7 +252,12 @@ func EvolveNotification(state Notification, e Event) Notification {
 		}
 		n.id = ev.NotificationID
 		n.exists = true
-		n.request = ev.Request.Normalized()
+		// Not Normalized: an event is a value nobody changes once it is
+		// written or read, and the request leaves the aggregate only as a
+		// copy (Request), so it may share the event's maps and slices.
+		// Copying them was 3% of the CPU of the api benchmarks, for every
+		// notification evolved by the commands and the projections.
+		n.request = ev.Request.withDefaults()
 		n.idempotencyKey = ev.IdempotencyKey
 		n.requestedAt = ev.RequestedAt
 

@@ -173,19 +173,24 @@ func (r NotificationRequest) Validate(now time.Time) error {
 // mean the same thing compare and hash equal. The copy shares nothing
 // mutable with r except the values inside Template.Vars.
 func (r NotificationRequest) Normalized() NotificationRequest {
-	n := r.clone()
-	if n.Priority == "" {
-		n.Priority = PriorityNormal
+	return r.clone().withDefaults()
+}
+
+// withDefaults is Normalized without the copy: the result shares r's
+// slices, maps and Content and Template (its times are new values).
+func (r NotificationRequest) withDefaults() NotificationRequest {
+	if r.Priority == "" {
+		r.Priority = PriorityNormal
 	}
-	if n.ScheduledAt != nil {
-		t := n.ScheduledAt.UTC()
-		n.ScheduledAt = &t
+	if r.ScheduledAt != nil {
+		t := r.ScheduledAt.UTC()
+		r.ScheduledAt = &t
 	}
-	if n.ExpiresAt != nil {
-		t := n.ExpiresAt.UTC()
-		n.ExpiresAt = &t
+	if r.ExpiresAt != nil {
+		t := r.ExpiresAt.UTC()
+		r.ExpiresAt = &t
 	}
-	return n
+	return r
 }
 
 // clone copies every slice, map and pointer of r so callers of accessors
