@@ -91,10 +91,19 @@ func (h *SendHandler) pinTemplate(ctx context.Context, req domain.NotificationRe
 			Field: "template", Problem: "templates are not available on this server; send content instead",
 		}}}
 	}
-	var channels []domain.Channel
-	plans, _ := planFor(req)
-	for _, p := range plans {
-		channels = append(channels, p.Channel)
+	// Every channel the request names must be one the template can
+	// render, planned to an address or not yet: an ID-only recipient's
+	// addresses come from its profile when the planner runs, and a
+	// channel checked only when the request itself had its address was
+	// accepted here and dead-lettered at delivery for want of content.
+	// Without names, the channels are those the request's addresses
+	// give (CheckTemplateVars then asks for every required variable).
+	channels := req.Channels
+	if len(channels) == 0 {
+		plans, _ := planFor(req)
+		for _, p := range plans {
+			channels = append(channels, p.Channel)
+		}
 	}
 	ref, err := h.templates.Resolve(ctx, *req.Template, channels)
 	if err != nil {

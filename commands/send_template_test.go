@@ -40,6 +40,14 @@ func TestSendPinsTheTemplateVersionAndChecksVars(t *testing.T) {
 	if !errors.As(err, &ve) || len(ve.Fields) == 0 || ve.Fields[0].Field != "template.vars.code" {
 		t.Fatalf("missing variable: %v, want a validation error naming template.vars.code", err)
 	}
+	// A channel the template has no content for is refused even when the
+	// request does not give its address (the profile may).
+	smsByID := req
+	smsByID.Recipient = domain.Recipient{ID: "u2"}
+	smsByID.Channels = []domain.Channel{domain.ChannelSMS}
+	if _, err := h.Send.Handle(t.Context(), commands.Send{Request: smsByID}); !errors.As(err, &ve) || ve.Fields[0].Field != "channels" {
+		t.Fatalf("sms by recipient id with an email-only template: %v, want a validation error naming channels", err)
+	}
 	unknown := req
 	unknown.Template = &domain.TemplateRef{ID: "nope", Vars: map[string]any{"code": "1"}}
 	if _, err := h.Send.Handle(t.Context(), commands.Send{Request: unknown}); !errors.Is(err, domain.ErrTemplateNotFound) {
