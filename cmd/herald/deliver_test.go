@@ -397,6 +397,7 @@ func TestDeliveryCrashWhileInFlight(t *testing.T) {
 		args = append(args, "--log-level", "info") // the "listening" line gives the address
 		cmd := exec.Command(heraldBinary(t), args...)
 		cmd.Env = append(os.Environ(), "HERALD_TEST_RUN_MAIN=1")
+		dieWithTest(cmd)
 		stderr, err := cmd.StderrPipe()
 		if err != nil {
 			t.Fatal(err)

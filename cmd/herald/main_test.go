@@ -92,6 +92,7 @@ func TestServeAnswersHealthAndStopsOnCancel(t *testing.T) {
 func TestServeProcessExitsZeroOnSIGTERM(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir())
 	cmd.Env = append(os.Environ(), "HERALD_TEST_RUN_MAIN=1")
+	dieWithTest(cmd)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -37,6 +37,7 @@ func startRole(t *testing.T, role, dir string, extra ...string) *roleProcess {
 	args = append(args, extra...)
 	cmd := exec.Command(heraldBinary(t), args...)
 	cmd.Env = append(os.Environ(), "HERALD_TEST_RUN_MAIN=1")
+	dieWithTest(cmd)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
