@@ -115,7 +115,7 @@ func runRoles(ctx context.Context, roles role, args []string, stdout, stderr io.
 	if err != nil {
 		return errors.Join(err, closeStores())
 	}
-	groupSvc, err := groups.NewService(groups.Deps{Store: events, Clock: clock, NewID: commands.UUIDv7})
+	groupSvc, err := groups.NewService(groups.Deps{Store: events, Clock: clock, NewID: commands.UUIDv7, Templates: tmpl})
 	if err != nil {
 		return errors.Join(err, closeStores())
 	}

@@ -1,6 +1,7 @@
 package groups
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -30,6 +31,20 @@ type Deps struct {
 	// admin's approval. Zero means DefaultApprovalThreshold; a negative
 	// value turns the size rule off (protected groups still wait).
 	ApprovalThreshold int
+	// Templates checks the template a group send names, and pins "the
+	// latest" to the version published then, when the send is requested:
+	// an approver approves that version, and a bad reference is refused
+	// once instead of failing every member's item at fan-out. Nil leaves
+	// the check to each member's send.
+	Templates TemplateResolver
+}
+
+// TemplateResolver pins a template reference to a published version and
+// checks its variables against the channels named (commands.TemplateResolver;
+// templates.Service is the production one). Refusals carry a
+// *domain.ValidationError naming template.* or channels fields.
+type TemplateResolver interface {
+	Resolve(ctx context.Context, ref domain.TemplateRef, channels []domain.Channel) (domain.TemplateRef, error)
 }
 
 func (d *Deps) setDefaults() {

@@ -302,8 +302,21 @@ func (s *Service) SendToGroup(ctx context.Context, o Origin, group domain.GroupI
 		if g.Archived() && !b.Exists() {
 			return nil, fmt.Errorf("send to group %s: %w", group, domain.ErrGroupArchived)
 		}
+		send := req
+		if !b.Exists() && req.Template != nil && s.d.Templates != nil {
+			// A repeat is judged against the original as it was sent,
+			// whatever became of the template since: only a new batch
+			// is checked and pinned. Members are recipient IDs, so only
+			// the named channels are known (none: every required
+			// variable must be given).
+			ref, err := s.d.Templates.Resolve(ctx, *req.Template, req.Channels)
+			if err != nil {
+				return nil, err
+			}
+			send.Template = &ref
+		}
 		return domain.DecideBatch(b, domain.RequestBatch{
-			ID: id, Request: req, GroupID: group, GroupVersion: g.Version(), Size: g.MemberCount(),
+			ID: id, Request: send, GroupID: group, GroupVersion: g.Version(), Size: g.MemberCount(),
 			Protected: g.Protected(), ApprovalThreshold: s.d.ApprovalThreshold, Actor: o.Actor, Now: now,
 		})
 	})
