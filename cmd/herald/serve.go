@@ -119,7 +119,7 @@ func runRoles(ctx context.Context, roles role, args []string, stdout, stderr io.
 	if err != nil {
 		return errors.Join(err, closeStores())
 	}
-	scheduleSvc, err := schedules.NewService(schedules.Deps{Store: events, Clock: clock, NewID: commands.UUIDv7})
+	scheduleSvc, err := schedules.NewService(schedules.Deps{Store: events, Clock: clock, NewID: commands.UUIDv7, Templates: tmpl})
 	if err != nil {
 		return errors.Join(err, closeStores())
 	}

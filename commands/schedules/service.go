@@ -24,6 +24,18 @@ type Deps struct {
 	NewID func() string
 	// Zones loads an IANA time zone; nil means time.LoadLocation.
 	Zones func(name string) (*time.Location, error)
+	// Templates checks the template a schedule's request names when the
+	// schedule is created, so that a bad reference is refused then and
+	// not at every firing. Nil leaves the check to each firing's send.
+	Templates TemplateResolver
+}
+
+// TemplateResolver checks a template reference against the channels named
+// (commands.TemplateResolver; templates.Service is the production one).
+// Refusals carry a *domain.ValidationError naming template.* or channels
+// fields.
+type TemplateResolver interface {
+	Resolve(ctx context.Context, ref domain.TemplateRef, channels []domain.Channel) (domain.TemplateRef, error)
 }
 
 // Origin says who issued a command; it becomes the events' metadata.
@@ -122,6 +134,16 @@ func (s *Service) Create(ctx context.Context, o Origin, id domain.ScheduleID, sp
 		return Result{}, err
 	}
 	return s.command(ctx, o, id, func(sc domain.Schedule) ([]domain.Event, error) {
+		if !sc.Exists() && req.Template != nil && s.d.Templates != nil {
+			// Checked, not pinned: each firing sends the version
+			// published at its time (or the one the request names). A
+			// repeat is judged against the original whatever became of
+			// the template since. Only the named channels are checked
+			// (none: every required variable must be given).
+			if _, err := s.d.Templates.Resolve(ctx, *req.Template, req.Channels); err != nil {
+				return nil, err
+			}
+		}
 		return domain.DecideSchedule(sc, domain.CreateSchedule{ID: id, Spec: spec, Location: loc, Request: req, Actor: o.Actor, Now: now})
 	})
 }
