@@ -234,6 +234,12 @@ func (s *Scheduler) release(ctx context.Context, id domain.NotificationID) {
 	}
 }
 
+// Types are the event types the scheduler reads from what Follow gives
+// it; a subscription may leave the others out (logbus.SubscriberConfig.Types).
+func Types() []string {
+	return []string{domain.TypeNotificationRequested, domain.TypeNotificationHeld}
+}
+
 // intake queues scheduled sends as their requests appear in the log.
 func (s *Scheduler) intake(msg *message.Message) error {
 	typ := msg.Metadata.Get("type")

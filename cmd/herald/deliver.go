@@ -64,16 +64,17 @@ func newDispatcher(cfg config.Serve, events eventstore.Store, attempts *commands
 }
 
 // followNotifications returns what the dispatcher and the scheduler follow
-// the log with: a logbus subscription of the notification streams after a
-// position they recovered from a projection. The group only labels the
-// subscription; they never resume from a saved cursor of their own.
-func followNotifications(events eventstore.Store, group string) func(context.Context, eventstore.Position) (message.Subscriber, error) {
+// the log with: a logbus subscription of the notification streams (of the
+// given event types; none: all) after a position they recovered from a
+// projection. The group only labels the subscription; they never resume
+// from a saved cursor of their own.
+func followNotifications(events eventstore.Store, group string, types ...string) func(context.Context, eventstore.Position) (message.Subscriber, error) {
 	return func(ctx context.Context, after eventstore.Position) (message.Subscriber, error) {
 		start := &logbus.MemoryCheckpoints{}
 		if err := start.Save(ctx, group, "notification", after); err != nil {
 			return nil, err
 		}
-		return logbus.NewSubscriber(events, logbus.SubscriberConfig{ConsumerGroup: group, Checkpoints: start}, nil)
+		return logbus.NewSubscriber(events, logbus.SubscriberConfig{ConsumerGroup: group, Checkpoints: start, Types: types}, nil)
 	}
 }
 

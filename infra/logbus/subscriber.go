@@ -45,6 +45,12 @@ type SubscriberConfig struct {
 	// while the subscription ends (default 5 s), so Close cannot hang on a
 	// stuck checkpoint store.
 	SaveTimeout time.Duration
+	// Types limits the subscriptions to events of these types; the others
+	// are passed over like events of another topic (no message, and the
+	// checkpoint moves past them). Empty: every type. A consumer that
+	// reads a few types of a busy topic so skips building, sending and
+	// awaiting the acknowledgement of a message for each of the rest.
+	Types []string
 }
 
 func (c *SubscriberConfig) setDefaults() {
@@ -84,6 +90,7 @@ func (c SubscriberConfig) Validate() error {
 type Subscriber struct {
 	store  eventstore.Store
 	cfg    SubscriberConfig
+	types  map[string]bool // cfg.Types; nil: every type
 	logger watermill.LoggerAdapter
 
 	mu      sync.Mutex // guards closed, nextID and cancels; orders Subscribe against Close
@@ -106,7 +113,14 @@ func NewSubscriber(store eventstore.Store, cfg SubscriberConfig, logger watermil
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	return &Subscriber{store: store, cfg: cfg, logger: logger, cancels: make(map[uint64]context.CancelFunc)}, nil
+	var types map[string]bool
+	if len(cfg.Types) > 0 {
+		types = make(map[string]bool, len(cfg.Types))
+		for _, t := range cfg.Types {
+			types[t] = true
+		}
+	}
+	return &Subscriber{store: store, cfg: cfg, types: types, logger: logger, cancels: make(map[uint64]context.CancelFunc)}, nil
 }
 
 // Subscribe follows topic: the events of the stream named topic and of every
@@ -179,6 +193,7 @@ func (s *Subscriber) open(ctx context.Context, topic string) (*subscription, err
 		ctx:    ctx,
 		topic:  topic,
 		cfg:    &s.cfg,
+		types:  s.types,
 		logger: s.logger.With(watermill.LogFields{"topic": topic, "consumer_group": s.cfg.ConsumerGroup}),
 		out:    make(chan *message.Message),
 	}
@@ -206,6 +221,7 @@ type subscription struct {
 	ctx         context.Context
 	topic       string
 	cfg         *SubscriberConfig
+	types       map[string]bool // nil: every type
 	logger      watermill.LoggerAdapter
 	log         eventstore.Subscription
 	checkpoints CheckpointStore // nil: no checkpointing
@@ -250,7 +266,7 @@ func (sub *subscription) run() {
 			}
 			for i := range batch {
 				ev := &batch[i]
-				if !inTopic(ev.Stream, sub.topic) {
+				if !inTopic(ev.Stream, sub.topic) || (sub.types != nil && !sub.types[ev.Type]) {
 					sub.done = ev.Position
 					continue
 				}

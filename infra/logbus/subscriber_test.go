@@ -441,3 +441,35 @@ func TestNewSubscriberRejectsBadConfig(t *testing.T) {
 		t.Error("NewSubscriber(nil store) succeeded")
 	}
 }
+
+// With Types, a subscription delivers only those types; the others are
+// passed over like another topic's events, and the checkpoint moves past
+// them.
+func TestSubscribeTypesPassesOverTheOthers(t *testing.T) {
+	t.Parallel()
+	store := openStore(t)
+	var want []eventstore.RecordedEvent
+	var last eventstore.RecordedEvent
+	for i := 0; i < 6; i++ {
+		stream := fmt.Sprintf("notification-%d", i%2)
+		want = append(want, appendEvents(t, store, stream, event("Requested", i))...)
+		appendEvents(t, store, stream, event("Planned", i))
+		last = appendEvents(t, store, stream, event("Held", i))[0]
+	}
+	cps := &logbus.MemoryCheckpoints{}
+	sub := newSubscriber(t, store, logbus.SubscriberConfig{
+		ConsumerGroup: "scheduler", Checkpoints: cps, CheckpointInterval: time.Hour, Types: []string{"Requested", "Nothing"},
+	})
+	ch := subscribe(t, sub, t.Context(), "notification")
+	for _, w := range want {
+		msg := receive(t, ch)
+		assertMessageIsEvent(t, msg, w)
+		msg.Ack()
+	}
+	expectQuiet(t, ch)
+	within(t, "Close", func() { sub.Close() })
+	expectClosed(t, ch)
+	if saved, err := cps.Load(t.Context(), "scheduler", "notification"); err != nil || saved != last.Position {
+		t.Fatalf("checkpoint %d (%v) after close, want %d: past the passed-over types at the end", saved, err, last.Position)
+	}
+}
