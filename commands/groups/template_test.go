@@ -2,16 +2,11 @@ package groups_test
 
 import (
 	"errors"
-	"path/filepath"
 	"testing"
-	"time"
-
-	"github.com/google/uuid"
 
 	"herald/commands/groups"
-	"herald/commands/templates"
+	"herald/commands/templates/templatestest"
 	"herald/domain"
-	"herald/infra/eventstore/sqlite"
 )
 
 // A group send naming a template is checked and pinned when it is
@@ -20,27 +15,10 @@ import (
 // repeat is still the original batch after the template is archived.
 func TestGroupSendChecksAndPinsItsTemplate(t *testing.T) {
 	t.Parallel()
-	store, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "events.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	clock := func() time.Time { return t0 }
-	newID := func() string { return uuid.Must(uuid.NewV7()).String() }
-	tmpl, err := templates.NewService(templates.Deps{Store: store, Clock: clock, NewID: newID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tmpl.Create.Handle(t.Context(), templates.Create{ID: "otp", Content: domain.TemplateContent{
-		Name: "One-time code", DefaultLocale: "en",
-		Variables: []domain.TemplateVar{{Name: "code", Type: domain.VarString, Required: true}},
-		Locales: map[string]domain.LocaleContent{"en": {
-			Email: &domain.EmailPart{Subject: "Your code", Text: "Code {{.code}}"},
-		}},
-	}}); err != nil {
-		t.Fatal(err)
-	}
-	svc, err := groups.NewService(groups.Deps{Store: store, Clock: clock, NewID: newID, Templates: tmpl})
+	env := templatestest.New(t, t0)
+	env.CreateEmailOnly(t, "otp", "code")
+	store := env.Store
+	svc, err := groups.NewService(groups.Deps{Store: store, Clock: env.Clock, NewID: env.NewID, Templates: env.Templates})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,9 +68,7 @@ func TestGroupSendChecksAndPinsItsTemplate(t *testing.T) {
 		t.Fatalf("batch recorded template %+v, want version 1 pinned", got)
 	}
 
-	if _, err := tmpl.Archive.Handle(t.Context(), templates.Archive{ID: "otp", Reason: "retired"}); err != nil {
-		t.Fatal(err)
-	}
+	env.Archive(t, "otp")
 	again, err := send(ok, email, "k1")
 	if err != nil || again.Changed || again.Batch.ID() != first.Batch.ID() {
 		t.Fatalf("repeat after archiving: %+v, %v; want the original batch %s", again, err, first.Batch.ID())

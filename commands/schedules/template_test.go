@@ -2,16 +2,12 @@ package schedules_test
 
 import (
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"herald/commands/schedules"
-	"herald/commands/templates"
+	"herald/commands/templates/templatestest"
 	"herald/domain"
-	"herald/infra/eventstore/sqlite"
 )
 
 // A schedule naming a template is checked when it is created, so that a
@@ -20,27 +16,9 @@ import (
 // is still the original schedule after the template is archived.
 func TestCreateChecksTheTemplate(t *testing.T) {
 	t.Parallel()
-	store, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "events.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	clock := func() time.Time { return t0 }
-	newID := func() string { return uuid.Must(uuid.NewV7()).String() }
-	tmpl, err := templates.NewService(templates.Deps{Store: store, Clock: clock, NewID: newID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tmpl.Create.Handle(t.Context(), templates.Create{ID: "digest", Content: domain.TemplateContent{
-		Name: "Digest", DefaultLocale: "en",
-		Variables: []domain.TemplateVar{{Name: "count", Type: domain.VarString, Required: true}},
-		Locales: map[string]domain.LocaleContent{"en": {
-			Email: &domain.EmailPart{Subject: "Digest", Text: "{{.count}} new"},
-		}},
-	}}); err != nil {
-		t.Fatal(err)
-	}
-	svc, err := schedules.NewService(schedules.Deps{Store: store, Clock: clock, NewID: newID, Templates: tmpl})
+	env := templatestest.New(t, t0)
+	env.CreateEmailOnly(t, "digest", "count")
+	svc, err := schedules.NewService(schedules.Deps{Store: env.Store, Clock: env.Clock, NewID: env.NewID, Templates: env.Templates})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,9 +56,7 @@ func TestCreateChecksTheTemplate(t *testing.T) {
 	if got := first.Schedule.Request().Template; got == nil || got.Version != 0 {
 		t.Errorf("schedule keeps template %+v, want it as sent (no version: the latest at each firing)", got)
 	}
-	if _, err := tmpl.Archive.Handle(t.Context(), templates.Archive{ID: "digest", Reason: "retired"}); err != nil {
-		t.Fatal(err)
-	}
+	env.Archive(t, "digest")
 	if again, err := create("daily", ok, email); err != nil || again.Changed {
 		t.Fatalf("repeat after archiving: %+v, %v; want the original, unchanged", again, err)
 	}
