@@ -84,7 +84,8 @@ func (c SubscriberConfig) Validate() error {
 }
 
 // Subscriber follows the event log for watermill. Each subscription emits one
-// message per event of its topic, in log order, one at a time: the next
+// message per event of its topic (of the configured Types, if any), in log
+// order, one at a time: the next
 // message is sent only after the previous one is acknowledged. It is safe
 // for concurrent use.
 type Subscriber struct {
