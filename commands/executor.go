@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"time"
 
 	"herald/commands/aggexec"
 	"herald/domain"
@@ -143,29 +141,9 @@ func (x executor) execute(ctx context.Context, id domain.NotificationID, meta ev
 			return outcome{}, fmt.Errorf("append to %s: %w: %w", stream, ErrContention, err)
 		}
 		conflicts++
-		// The writers that lost a round to the same winner would reload
-		// and collide again together, one winning per round: a
-		// notification's five deliveries, started and finished at once
-		// by five workers, used up the retries of some (the outcome of
-		// a sent message was then lost until its lease ran out, 15 s
-		// and more, in 2 of 16 runs of an end-to-end test). A random
-		// pause, longer after each loss, spreads them over the log's
-		// group commits.
-		if err := pause(ctx, rand.N(time.Duration(conflicts)*2*time.Millisecond)); err != nil {
+		if err := aggexec.Backoff(ctx, conflicts); err != nil {
 			return outcome{}, fmt.Errorf("append to %s: %w", stream, err)
 		}
-	}
-}
-
-// pause waits d, or until ctx ends.
-func pause(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 

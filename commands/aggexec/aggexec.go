@@ -13,6 +13,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"time"
 
 	"herald/domain"
 	"herald/infra/eventstore"
@@ -129,5 +131,27 @@ func Execute[S any](ctx context.Context, l Loop, a Aggregate[S], id string, meta
 		case attempt >= MaxConflictRetries:
 			return state, nil, fmt.Errorf("append to %s: %w: %w", stream, l.Contention, err)
 		}
+		if err := Backoff(ctx, attempt+1); err != nil {
+			return state, nil, fmt.Errorf("append to %s: %w", stream, err)
+		}
+	}
+}
+
+// Backoff waits before a command that has lost n appends (n ≥ 1) to other
+// writers of its stream reloads and decides again: a random 0 to 2n ms. The
+// writers that lost a round to the same winner would otherwise reload and
+// collide again together, one winning per round, and some use up their
+// retries: a notification's five deliveries, started and finished at once
+// by five workers, lost the outcome of a sent message that way until its
+// lease ran out. The pause spreads them over the log's group commits. It
+// returns ctx's error if ctx ends first.
+func Backoff(ctx context.Context, n int) error {
+	t := time.NewTimer(rand.N(time.Duration(n) * 2 * time.Millisecond))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
