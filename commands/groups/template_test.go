@@ -17,8 +17,7 @@ func TestGroupSendChecksAndPinsItsTemplate(t *testing.T) {
 	t.Parallel()
 	env := templatestest.New(t, t0)
 	env.CreateEmailOnly(t, "otp", "code")
-	store := env.Store
-	svc, err := groups.NewService(groups.Deps{Store: store, Clock: env.Clock, NewID: env.NewID, Templates: env.Templates})
+	svc, err := groups.NewService(groups.Deps{Store: env.Store, Clock: env.Clock, NewID: env.NewID, Templates: env.Templates})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +55,7 @@ func TestGroupSendChecksAndPinsItsTemplate(t *testing.T) {
 	if err != nil || !first.Changed {
 		t.Fatalf("valid send: %+v, %v", first, err)
 	}
-	recs, err := store.ReadStream(t.Context(), domain.BatchStream(first.Batch.ID()), 0, 10)
+	recs, err := env.Store.ReadStream(t.Context(), domain.BatchStream(first.Batch.ID()), 0, 10)
 	if err != nil || len(recs) == 0 {
 		t.Fatalf("batch stream: %d events, %v", len(recs), err)
 	}
