@@ -87,6 +87,17 @@ type Store interface {
 	CompleteRebuild(ctx context.Context, projection string) error
 }
 
+// CatchUpFinisher is a Store that defers work while a projection catches
+// up from far behind, to do it once when it has (the SQLite views build
+// the secondary indexes of tables created empty then). The Runner calls
+// FinishCatchUp for the projection, or Shadow(projection), each time a
+// catch-up reaches the log's end, before it follows live appends or swaps
+// a rebuild in; while the live projection's call is pending, Status shows
+// it CatchingUp. FinishCatchUp must be cheap when nothing is deferred.
+type CatchUpFinisher interface {
+	FinishCatchUp(ctx context.Context, projection string) error
+}
+
 // PendingDelivery is a delivery the dispatcher still owes an attempt:
 // planned, retry scheduled, or in flight with an outcome never recorded
 // (its worker may have died; DueAt is then when the attempt's lease ends).

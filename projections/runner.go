@@ -81,7 +81,11 @@ type ProjectionStatus struct {
 	// the view can be, and unlike "now − last applied" it stays 0 while the
 	// log is idle.
 	LagSeconds float64 `json:"lag_seconds"`
-	Rebuilding bool    `json:"rebuilding"`
+	// CatchingUp is true while the projection reads the log in pages
+	// from its checkpoint, before it follows live appends (at start, and
+	// after a failure).
+	CatchingUp bool `json:"catching_up"`
+	Rebuilding bool `json:"rebuilding"`
 	// RebuildCheckpoint is the shadow's progress while Rebuilding.
 	RebuildCheckpoint eventstore.Position `json:"rebuild_checkpoint,omitempty"`
 	// Rebuilds counts rebuilds completed since the Runner started.
@@ -171,7 +175,7 @@ func (r *Runner) Status(ctx context.Context) ([]ProjectionStatus, error) {
 		p := r.procs[n]
 		p.mu.Lock()
 		st := ProjectionStatus{
-			Name: n, Checkpoint: p.checkpoint, Head: head, Rebuilding: p.rebuilding,
+			Name: n, Checkpoint: p.checkpoint, Head: head, CatchingUp: !p.following, Rebuilding: p.rebuilding,
 			RebuildCheckpoint: p.shadowCheckpoint, Rebuilds: p.rebuilds, LastError: p.lastErr,
 			Failures: p.failures, RebuildError: p.rebuildErr,
 		}
@@ -251,6 +255,7 @@ type projector struct {
 
 	mu               sync.Mutex
 	loaded           bool
+	following        bool // caught up: following live appends
 	checkpoint       eventstore.Position
 	rebuilding       bool
 	shadowCheckpoint eventstore.Position
@@ -300,13 +305,16 @@ func (p *projector) run(ctx context.Context) error {
 		return err
 	}
 	p.mu.Lock()
-	p.checkpoint, p.loaded = cp, true
+	p.checkpoint, p.loaded, p.following = cp, true, false
 	p.mu.Unlock()
 
 	// Catch up in large pages: Subscribe would hand out smaller batches.
 	if cp, err = p.catchUp(ctx, p.name, cp, 0); err != nil {
 		return err
 	}
+	p.mu.Lock()
+	p.following = true
+	p.mu.Unlock()
 	for {
 		if err := p.follow(ctx, cp); err != nil {
 			return err
@@ -325,7 +333,8 @@ func (p *projector) run(ctx context.Context) error {
 // shorter than BatchSize (the log's end was in sight: a subscription or a
 // handoff takes over from there; waiting for an empty page would never end
 // under a steady stream of appends), and, when atLeast > 0, not before
-// reaching atLeast.
+// reaching atLeast. Before it returns, a CatchUpFinisher store finishes
+// target.
 func (p *projector) catchUp(ctx context.Context, target string, after, atLeast eventstore.Position) (eventstore.Position, error) {
 	for {
 		b, err := p.r.pages.read(ctx, p.r.log, after)
@@ -342,6 +351,11 @@ func (p *projector) catchUp(ctx context.Context, target string, after, atLeast e
 			p.advanced(target, last)
 		}
 		if len(evs) < BatchSize && after >= atLeast {
+			if f, ok := p.r.store.(CatchUpFinisher); ok {
+				if err := f.FinishCatchUp(ctx, target); err != nil {
+					return after, err
+				}
+			}
 			return after, nil
 		}
 		if len(evs) == 0 {

@@ -108,7 +108,7 @@ func caughtUp(t testing.TB, r *projections.Runner) bool {
 		t.Fatal(err)
 	}
 	for _, s := range st {
-		if s.Head == 0 || s.Checkpoint != s.Head || s.Rebuilding {
+		if s.Head == 0 || s.Checkpoint != s.Head || s.Rebuilding || s.CatchingUp {
 			return false
 		}
 	}

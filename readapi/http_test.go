@@ -397,7 +397,7 @@ func TestAdminProjections(t *testing.T) {
 	}
 	for _, raw := range ps {
 		p := raw.(map[string]any)
-		hasKeys(t, "projection", p, "name", "checkpoint", "head", "lag_events", "lag_seconds", "rebuilding")
+		hasKeys(t, "projection", p, "name", "checkpoint", "head", "lag_events", "lag_seconds", "catching_up", "rebuilding")
 		if p["checkpoint"] != p["head"] || p["lag_events"] != float64(0) || p["head"] != float64(20) {
 			t.Errorf("projection = %v", p)
 		}

@@ -23,6 +23,11 @@
 // projections.History), evolve it with domain.EvolveNotification, and store
 // what the domain says.
 //
+// Tables created empty (a new store, a rebuild's shadow) get their
+// secondary indexes only once their projection has caught up with the log
+// (projections.CatchUpFinisher, indexes.go): building them once is cheaper
+// than keeping them up to date row by row through a rebuild.
+//
 // WAL checkpoints run on a goroutine of their own, beside the writer
 // (checkpoint.go).
 // It must not be imported by readapi or domain.

@@ -13,7 +13,9 @@ const shadowSuffix = "__shadow"
 // table is one view table: its name and its CREATE statements, written with
 // {t} for the table's physical name and {g} for a generation that keeps
 // index names unique across rebuilds (a renamed table keeps its indexes'
-// names).
+// names). The first statement creates the table, the others its secondary
+// indexes, which a table created empty gets only once its projection has
+// caught up (see Views.FinishCatchUp).
 type table struct {
 	name  string
 	stmts []string
@@ -130,11 +132,18 @@ var tables = map[string][]table{
 // log when not in memory (projections.History). Open drops them.
 var retiredTables = []string{"inbox_state", "analytics_state"}
 
-func createStatements(t table, physical string, gen int64) []string {
-	out := make([]string, len(t.stmts))
+// createTable returns the statement that creates t as physical.
+func createTable(t table, physical string) string {
+	return strings.ReplaceAll(t.stmts[0], "{t}", physical)
+}
+
+// createIndexes returns the statements that create t's secondary indexes
+// on physical, named with generation gen.
+func createIndexes(t table, physical string, gen int64) []string {
+	out := make([]string, 0, len(t.stmts)-1)
 	r := strings.NewReplacer("{t}", physical, "{g}", fmt.Sprint(gen))
-	for i, s := range t.stmts {
-		out[i] = r.Replace(s)
+	for _, s := range t.stmts[1:] {
+		out = append(out, r.Replace(s))
 	}
 	return out
 }

@@ -179,7 +179,9 @@ func (v *Views) migrate(ctx context.Context) error {
 			}
 		}
 	}
-	gen := time.Now().UnixNano()
+	// A new table starts without its secondary indexes: its projection
+	// catches up from the log's start, and builds them once it has
+	// (FinishCatchUp).
 	for _, p := range projections.Names() {
 		for _, t := range tables[p] {
 			var n int
@@ -189,10 +191,8 @@ func (v *Views) migrate(ctx context.Context) error {
 			if n > 0 {
 				continue
 			}
-			for _, s := range createStatements(t, t.name, gen) {
-				if _, err := tx.ExecContext(ctx, s); err != nil {
-					return fmt.Errorf("create %s: %w", t.name, err)
-				}
+			if _, err := tx.ExecContext(ctx, createTable(t, t.name)); err != nil {
+				return fmt.Errorf("create %s: %w", t.name, err)
 			}
 		}
 	}
@@ -330,16 +330,15 @@ func (v *Views) BeginRebuild(ctx context.Context, projection string) error {
 		return fmt.Errorf("begin rebuild %s: %w", p, err)
 	}
 	defer tx.Rollback()
-	gen := time.Now().UnixNano()
 	for _, t := range tables[p] {
 		physical := t.name + shadowSuffix
 		if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+physical); err != nil {
 			return fmt.Errorf("begin rebuild %s: %w", p, err)
 		}
-		for _, s := range createStatements(t, physical, gen) {
-			if _, err := tx.ExecContext(ctx, s); err != nil {
-				return fmt.Errorf("begin rebuild %s: %w", p, err)
-			}
+		// Its indexes come once the shadow has caught up: FinishCatchUp,
+		// or CompleteRebuild at the latest.
+		if _, err := tx.ExecContext(ctx, createTable(t, physical)); err != nil {
+			return fmt.Errorf("begin rebuild %s: %w", p, err)
 		}
 	}
 	if err := setCheckpoint(ctx, tx, projections.Shadow(p), 0); err != nil {
@@ -374,6 +373,9 @@ func (v *Views) CompleteRebuild(ctx context.Context, projection string) error {
 	}
 	cp, err := checkpointIn(ctx, tx, projections.Shadow(p))
 	if err != nil {
+		return fmt.Errorf("complete rebuild %s: %w", p, err)
+	}
+	if err := ensureIndexes(ctx, tx, p, true); err != nil {
 		return fmt.Errorf("complete rebuild %s: %w", p, err)
 	}
 	for _, t := range tables[p] {
