@@ -191,10 +191,10 @@ func (a *api) notification(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, err)
 		return
 	}
-	out := notificationJSON{summaryJSON: summaryOf(d.NotificationSummary), Recipient: d.Recipient, Version: d.Version, Deliveries: []deliveryJSON{}}
+	out := notificationJSON{summaryJSON: summaryOf(d.NotificationSummary), Recipient: redactRecipient(d.Recipient), Version: d.Version, Deliveries: []deliveryJSON{}}
 	for _, dv := range d.Deliveries {
 		out.Deliveries = append(out.Deliveries, deliveryJSON{
-			ID: string(dv.ID), Channel: string(dv.Channel), Address: dv.Address, Status: string(dv.Status),
+			ID: string(dv.ID), Channel: string(dv.Channel), Address: redactAddress(dv.Channel, dv.Address), Status: string(dv.Status),
 			Attempts: dv.Attempts, LastError: dv.LastError, ProviderMessageID: dv.ProviderMessageID,
 			NextAttemptAt: dv.NextAttemptAt, Repeats: string(dv.Repeats), SuppressionReason: dv.SuppressionReason,
 		})
@@ -226,6 +226,7 @@ func (a *api) events(w http.ResponseWriter, r *http.Request) {
 		Events []eventJSON `json:"events"`
 	}{Events: []eventJSON{}}
 	var after uint64
+	var secrets auditRedactor
 	for {
 		evs, err := a.v.Audit.ReadStream(r.Context(), stream, after, auditPage)
 		if err != nil {
@@ -233,8 +234,10 @@ func (a *api) events(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, e := range evs {
+			secrets.learn(e)
 			// The log only holds JSON (the port refuses anything else at
-			// append), so the data goes out as it is.
+			// append), so the data goes out as it is, but for the webhook
+			// addresses it names (redact.go).
 			data := e.Data
 			if len(data) == 0 {
 				data = json.RawMessage("null")
@@ -248,6 +251,9 @@ func (a *api) events(w http.ResponseWriter, r *http.Request) {
 		if len(evs) < auditPage {
 			break
 		}
+	}
+	for i := range out.Events {
+		out.Events[i].Data = secrets.redact(out.Events[i].Data)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
