@@ -44,8 +44,7 @@ func TestGroupSendChecksAndPinsItsTemplate(t *testing.T) {
 		{"channel without content", domain.TemplateRef{ID: "otp", Vars: map[string]any{"code": "1"}}, []domain.Channel{domain.ChannelSMS}, "channels"},
 	} {
 		_, err := send(tc.ref, tc.channels, "")
-		var ve *domain.ValidationError
-		if !errors.As(err, &ve) || ve.Fields[0].Field != tc.field {
+		if templatestest.InvalidField(err) != tc.field {
 			t.Errorf("%s: %v, want a validation error naming %s", tc.name, err, tc.field)
 		}
 	}

@@ -39,8 +39,7 @@ func TestCreateChecksTheTemplate(t *testing.T) {
 		{"channel without content", domain.TemplateRef{ID: "digest", Vars: map[string]any{"count": "3"}}, []domain.Channel{domain.ChannelSMS}, "channels"},
 	} {
 		_, err := create("bad", tc.ref, tc.channels)
-		var ve *domain.ValidationError
-		if !errors.As(err, &ve) || ve.Fields[0].Field != tc.field {
+		if templatestest.InvalidField(err) != tc.field {
 			t.Errorf("%s: %v, want a validation error naming %s", tc.name, err, tc.field)
 		}
 	}

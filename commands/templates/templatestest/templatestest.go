@@ -4,6 +4,7 @@
 package templatestest
 
 import (
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -61,4 +62,14 @@ func (e Env) Archive(t *testing.T, id string) {
 	if _, err := e.Templates.Archive.Handle(t.Context(), templates.Archive{ID: domain.TemplateID(id), Reason: "retired"}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// InvalidField returns the field the first problem of err names when err
+// is a *domain.ValidationError, and "" otherwise.
+func InvalidField(err error) string {
+	var ve *domain.ValidationError
+	if !errors.As(err, &ve) || len(ve.Fields) == 0 {
+		return ""
+	}
+	return ve.Fields[0].Field
 }
