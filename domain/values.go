@@ -2,6 +2,7 @@ package domain
 
 import (
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -307,4 +308,20 @@ func (d DeliveryID) Channel() Channel {
 		return ""
 	}
 	return Channel(string(d)[:i])
+}
+
+// RedactURL returns raw reduced to scheme and host, with "/…" standing for
+// a path or query: chat webhooks carry their credential in the query
+// (DingTalk access_token, WeCom key) or in the path (Slack), so nothing past
+// the host is safe to keep in an event or a log.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "<url redacted>"
+	}
+	s := u.Scheme + "://" + u.Host
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		s += "/…"
+	}
+	return s
 }

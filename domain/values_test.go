@@ -160,3 +160,20 @@ func TestRecipientAddress(t *testing.T) {
 		t.Errorf("Channels() = %v, want [email]", got)
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	t.Parallel()
+	cases := map[string]string{
+		"https://oapi.dingtalk.com/robot/send?access_token=abc": "https://oapi.dingtalk.com/…",
+		"https://hooks.slack.com/services/T0/B0/XXXX":           "https://hooks.slack.com/…",
+		"https://user:pw@example.com/":                          "https://example.com",
+		"http://127.0.0.1:8080":                                 "http://127.0.0.1:8080",
+		"://bad":                                                "<url redacted>",
+		"mailto:someone@example.com":                            "<url redacted>",
+	}
+	for in, want := range cases {
+		if got := domain.RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

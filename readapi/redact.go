@@ -15,11 +15,11 @@ import (
 // The read API never shows a webhook address in full. A chat webhook URL
 // (Slack, DingTalk, WeCom) is a credential: whoever holds it can post to
 // the channel, and the vendors say to keep it secret. It is shown as its
-// scheme and host only. A generic webhook URL names an endpoint of the
-// customer's, and is shown without user info and with every query value
-// masked, where tokens usually go. The log keeps the full addresses, for
-// delivery; the notification's detail and its audit trail show them
-// masked.
+// scheme and host only, as in delivery errors (domain.RedactURL). A
+// generic webhook URL names an endpoint of the customer's, and is shown
+// without user info and with every query value masked, where tokens
+// usually go. The log keeps the full addresses, for delivery; the
+// notification's detail and its audit trail show them masked.
 
 // masked stands for what the read API does not show.
 const masked = "…"
@@ -31,11 +31,7 @@ func redactAddress(c domain.Channel, addr string) string {
 	}
 	switch c {
 	case domain.ChannelSlack, domain.ChannelDingTalk, domain.ChannelWeCom:
-		u, err := url.Parse(addr)
-		if err != nil || u.Host == "" {
-			return masked
-		}
-		return u.Scheme + "://" + u.Host + "/" + masked
+		return domain.RedactURL(addr)
 	case domain.ChannelWebhook:
 		u, err := url.Parse(addr)
 		if err != nil || u.Host == "" {

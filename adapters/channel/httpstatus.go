@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"herald/domain"
 )
 
 // MaxRetryAfter caps a provider's Retry-After. The dispatcher slows a whole
@@ -119,7 +121,7 @@ func StatusFailure(code int, header http.Header, snippet string, now time.Time) 
 // usable answer. A refusal by the outbound guard is permanent (no retry
 // makes a private address public); cancellation, timeouts and connection
 // errors are retryable. The URL inside the error is reduced to its scheme
-// and host (see RedactURL), and every non-empty string in secrets is
+// and host (see domain.RedactURL), and every non-empty string in secrets is
 // replaced, so neither the Reason nor the error text carries credentials.
 func RequestFailure(err error, secrets ...string) *Failure {
 	if err == nil {
@@ -127,7 +129,7 @@ func RequestFailure(err error, secrets ...string) *Failure {
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		err = &url.Error{Op: ue.Op, URL: RedactURL(ue.URL), Err: ue.Err}
+		err = &url.Error{Op: ue.Op, URL: domain.RedactURL(ue.URL), Err: ue.Err}
 	}
 	if msg := scrub(err.Error(), secrets); msg != err.Error() {
 		err = &redactedError{msg: msg, err: err}
@@ -153,22 +155,6 @@ type redactedError struct {
 
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
-
-// RedactURL returns raw reduced to scheme and host, with "/…" standing for
-// a path or query: chat webhooks carry their credential in the query
-// (DingTalk access_token, WeCom key) or in the path (Slack), so nothing past
-// the host is safe to keep in an event or a log.
-func RedactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return "<url redacted>"
-	}
-	s := u.Scheme + "://" + u.Host
-	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-		s += "/…"
-	}
-	return s
-}
 
 // AnswerSnippet returns the start of an answer's body fit for a Reason:
 // valid UTF-8, whitespace runs folded into one space, every non-empty string

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"herald/adapters/channel"
+	"herald/domain"
 )
 
 func TestParseRetryAfter(t *testing.T) {
@@ -152,23 +153,6 @@ func TestAnswerSnippet(t *testing.T) {
 	}
 }
 
-func TestRedactURL(t *testing.T) {
-	t.Parallel()
-	cases := map[string]string{
-		"https://oapi.dingtalk.com/robot/send?access_token=abc": "https://oapi.dingtalk.com/…",
-		"https://hooks.slack.com/services/T0/B0/XXXX":           "https://hooks.slack.com/…",
-		"https://user:pw@example.com/":                          "https://example.com",
-		"http://127.0.0.1:8080":                                 "http://127.0.0.1:8080",
-		"://bad":                                                "<url redacted>",
-		"mailto:someone@example.com":                            "<url redacted>",
-	}
-	for in, want := range cases {
-		if got := channel.RedactURL(in); got != want {
-			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestRequestFailure(t *testing.T) {
 	t.Parallel()
 	const secret = "s3cr3t-key"
@@ -228,7 +212,7 @@ func TestRequestFailure(t *testing.T) {
 				t.Fatalf("failure %v does not wrap %v", f, c.is)
 			}
 			var ue *url.Error
-			if !errors.As(f, &ue) || ue.URL != channel.RedactURL(srv.URL+"/send") && ue.URL != channel.RedactURL(closedURL+"/send") {
+			if !errors.As(f, &ue) || ue.URL != domain.RedactURL(srv.URL+"/send") && ue.URL != domain.RedactURL(closedURL+"/send") {
 				t.Fatalf("url.Error lost or not redacted: %v", f.Err)
 			}
 		})

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"herald/adapters/channel"
+	"herald/domain"
 )
 
 var _ channel.Sender = (*Sender)(nil)
@@ -132,7 +133,7 @@ func indexSecrets(secrets map[string]string) (byURL, byToken map[string]string, 
 		}
 		u, perr := url.Parse(k)
 		if perr != nil || u.Host == "" || u.Query().Get("access_token") == "" || v == "" {
-			errs = append(errs, fmt.Errorf("secrets: URL key for %s: want a robot URL with an access_token and a non-empty secret", channel.RedactURL(k)))
+			errs = append(errs, fmt.Errorf("secrets: URL key for %s: want a robot URL with an access_token and a non-empty secret", domain.RedactURL(k)))
 			continue
 		}
 		byURL[robotKey(u)] = v
