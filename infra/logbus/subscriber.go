@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -91,7 +92,6 @@ func (c SubscriberConfig) Validate() error {
 type Subscriber struct {
 	store  eventstore.Store
 	cfg    SubscriberConfig
-	types  map[string]bool // cfg.Types; nil: every type
 	logger watermill.LoggerAdapter
 
 	mu      sync.Mutex // guards closed, nextID and cancels; orders Subscribe against Close
@@ -114,14 +114,8 @@ func NewSubscriber(store eventstore.Store, cfg SubscriberConfig, logger watermil
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	var types map[string]bool
-	if len(cfg.Types) > 0 {
-		types = make(map[string]bool, len(cfg.Types))
-		for _, t := range cfg.Types {
-			types[t] = true
-		}
-	}
-	return &Subscriber{store: store, cfg: cfg, types: types, logger: logger, cancels: make(map[uint64]context.CancelFunc)}, nil
+	cfg.Types = slices.Clone(cfg.Types) // the caller's slice may change
+	return &Subscriber{store: store, cfg: cfg, logger: logger, cancels: make(map[uint64]context.CancelFunc)}, nil
 }
 
 // Subscribe follows topic: the events of the stream named topic and of every
@@ -194,7 +188,6 @@ func (s *Subscriber) open(ctx context.Context, topic string) (*subscription, err
 		ctx:    ctx,
 		topic:  topic,
 		cfg:    &s.cfg,
-		types:  s.types,
 		logger: s.logger.With(watermill.LogFields{"topic": topic, "consumer_group": s.cfg.ConsumerGroup}),
 		out:    make(chan *message.Message),
 	}
@@ -222,7 +215,6 @@ type subscription struct {
 	ctx         context.Context
 	topic       string
 	cfg         *SubscriberConfig
-	types       map[string]bool // nil: every type
 	logger      watermill.LoggerAdapter
 	log         eventstore.Subscription
 	checkpoints CheckpointStore // nil: no checkpointing
@@ -267,7 +259,7 @@ func (sub *subscription) run() {
 			}
 			for i := range batch {
 				ev := &batch[i]
-				if !inTopic(ev.Stream, sub.topic) || (sub.types != nil && !sub.types[ev.Type]) {
+				if !inTopic(ev.Stream, sub.topic) || (len(sub.cfg.Types) > 0 && !slices.Contains(sub.cfg.Types, ev.Type)) {
 					sub.done = ev.Position
 					continue
 				}
