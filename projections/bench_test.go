@@ -39,11 +39,7 @@ func benchmarkCatchUp(b *testing.B, names []string) {
 	for i := range notifications {
 		s := viewstoretest.SimpleStream(domain.NotificationID(fmt.Sprintf("b-%06d", i)), fmt.Sprintf("user-%d", i%100),
 			chans[i%3], domain.PriorityNormal, viewstoretest.Base.Add(time.Duration(i)*time.Second))
-		var data []eventstore.EventData
-		for _, e := range s.Events {
-			data = append(data, viewstoretest.EventData(e))
-		}
-		reqs = append(reqs, eventstore.AppendRequest{Stream: domain.NotificationStream(s.ID), Expected: eventstore.NoStream, Events: data})
+		reqs = append(reqs, s.AppendNew())
 		if len(reqs) == 500 || i == notifications-1 {
 			if _, errs := log.AppendMany(ctx, reqs); errs != nil {
 				for _, err := range errs {

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"herald/domain"
 	"herald/infra/eventstore"
 	eventsqlite "herald/infra/eventstore/sqlite"
 	viewsqlite "herald/infra/viewstore/sqlite"
@@ -60,11 +59,8 @@ func newFixture(t *testing.T, opt readapi.Options) *fixture {
 		}
 	})
 	for _, s := range viewstoretest.Scenario() {
-		var data []eventstore.EventData
-		for _, e := range s.Events {
-			data = append(data, viewstoretest.EventData(e))
-		}
-		if _, err := log.Append(ctx, domain.NotificationStream(s.ID), eventstore.NoStream, data...); err != nil {
+		r := s.AppendNew()
+		if _, err := log.Append(ctx, r.Stream, r.Expected, r.Events...); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -204,11 +204,7 @@ func appendSimple(t *testing.T, log *eventsqlite.Store, from, to int) {
 		s := viewstoretest.SimpleStream(domain.NotificationID(fmt.Sprintf("s-%06d", i)), fmt.Sprintf("user-%d", i%10),
 			[]domain.Channel{domain.ChannelInApp, domain.ChannelWebhook}[i%2], domain.PriorityNormal,
 			viewstoretest.Base.Add(time.Duration(i)*time.Second))
-		var data []eventstore.EventData
-		for _, e := range s.Events {
-			data = append(data, viewstoretest.EventData(e))
-		}
-		reqs = append(reqs, eventstore.AppendRequest{Stream: domain.NotificationStream(s.ID), Expected: eventstore.NoStream, Events: data})
+		reqs = append(reqs, s.AppendNew())
 	}
 	_, errs := log.AppendMany(context.Background(), reqs)
 	for _, err := range errs {

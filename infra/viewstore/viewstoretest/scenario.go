@@ -124,6 +124,16 @@ func EventData(e domain.Event) eventstore.EventData {
 	}
 }
 
+// AppendNew returns the request that appends s's events to the log as a
+// new stream.
+func (s Stream) AppendNew() eventstore.AppendRequest {
+	data := make([]eventstore.EventData, len(s.Events))
+	for i, e := range s.Events {
+		data[i] = EventData(e)
+	}
+	return eventstore.AppendRequest{Stream: domain.NotificationStream(s.ID), Expected: eventstore.NoStream, Events: data}
+}
+
 // Recorder hands out log positions, turning domain events into the
 // RecordedEvents a log would return. It is also the log they are in: its
 // ReadStream makes it the projections.History of the stores under test.
