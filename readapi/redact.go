@@ -71,6 +71,9 @@ type auditRedactor struct {
 
 // learn records the addresses event e names.
 func (r *auditRedactor) learn(e eventstore.RecordedEvent) {
+	if e.Type != domain.TypeNotificationRequested && e.Type != domain.TypeDeliveryPlanned {
+		return // the only events that name addresses: the others are not decoded
+	}
 	ev, err := domain.UnmarshalEvent(e.Type, e.Data)
 	if err != nil {
 		return
