@@ -71,8 +71,10 @@ type auditRedactor struct {
 
 // learn records the addresses event e names.
 func (r *auditRedactor) learn(e eventstore.RecordedEvent) {
-	if e.Type != domain.TypeNotificationRequested && e.Type != domain.TypeDeliveryPlanned {
-		return // the only events that name addresses: the others are not decoded
+	switch e.Type {
+	case domain.TypeNotificationRequested, domain.TypeDeliveryPlanned, domain.TypeResendRequested:
+	default:
+		return // the others name no address, and are not decoded
 	}
 	ev, err := domain.UnmarshalEvent(e.Type, e.Data)
 	if err != nil {
@@ -87,6 +89,11 @@ func (r *auditRedactor) learn(e eventstore.RecordedEvent) {
 		r.hide(domain.ChannelWeCom, rc.WeComWebhookURL)
 	case domain.DeliveryPlanned:
 		r.hide(ev.Channel, ev.Address)
+	case domain.ResendRequested:
+		// Each delivery a resend adds names its address.
+		for _, d := range ev.Deliveries {
+			r.hide(d.Channel, d.Address)
+		}
 	}
 }
 

@@ -43,6 +43,13 @@ func TestWebhookAddressesMasked(t *testing.T) {
 		evs = append(evs, domain.DeliveryPlanned{DeliveryID: domain.NewDeliveryID(c, i+1), Channel: c, Address: chans[c],
 			PlannedAt: viewstoretest.Base})
 	}
+	// A resend's new delivery names its address too (here another one).
+	const slackAgain = "https://hooks.slack.com/services/T000/B000/resend-secret"
+	secrets = append(secrets, "resend-secret")
+	evs = append(evs, domain.ResendRequested{Deliveries: []domain.ResendDelivery{{
+		DeliveryID: domain.NewDeliveryID(domain.ChannelSlack, 6), Repeats: domain.NewDeliveryID(domain.ChannelSlack, 1),
+		Channel: domain.ChannelSlack, Address: slackAgain,
+	}}, Actor: "ann", Reason: "again", RequestedAt: viewstoretest.Base})
 	var data []eventstore.EventData
 	for _, e := range evs {
 		data = append(data, viewstoretest.EventData(e))
