@@ -40,6 +40,32 @@ func TestStateCacheIsBounded(t *testing.T) {
 	}
 }
 
+// A full cache lets its oldest entries go first: the entries added since
+// are all still held, and the first ones added are gone (with an
+// arbitrary victim, some of the recent ones went too).
+func TestStateCacheEvictsOldestFirst(t *testing.T) {
+	const size, recent = 8192, 2048
+	c := eventstore.NewStateCache[string, int](size)
+	for i := range size + recent {
+		c.Put(fmt.Sprint(i), i, 1)
+	}
+	for i := size; i < size+recent; i++ {
+		if _, _, ok := c.Get(fmt.Sprint(i)); !ok {
+			t.Fatalf("entry %d, one of the %d added last, was evicted", i, recent)
+		}
+	}
+	held := 0
+	for i := range recent {
+		if _, _, ok := c.Get(fmt.Sprint(i)); ok {
+			held++
+		}
+	}
+	// Shards fill unevenly, so a few of the oldest may remain.
+	if held > recent/4 {
+		t.Errorf("%d of the %d entries added first are still held", held, recent)
+	}
+}
+
 func TestNilStateCacheFindsNothing(t *testing.T) {
 	var c *eventstore.StateCache[string, int]
 	c.Put("a", 1, 1)
