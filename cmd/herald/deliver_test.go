@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"herald/adapters/webhook"
+	"herald/domain"
+	"herald/infra/config"
 )
 
 const testWebhookSecret = "whsec_dGVzdC1zZWNyZXQtMTIzNDU2Nzg5MA=="
@@ -567,5 +569,27 @@ func TestTemplatedSendRendersThePinnedVersion(t *testing.T) {
 	req := m["events"].([]any)[0].(map[string]any)["data"].(map[string]any)["request"].(map[string]any)
 	if v := req["template"].(map[string]any)["version"]; v != float64(1) {
 		t.Fatalf("audit trail records template version %v, want 1", v)
+	}
+}
+
+func TestChannelConcurrency(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		set  int
+		ch   domain.Channel
+		want int
+	}{
+		{0, domain.ChannelWebhook, endpointConcurrency},
+		{0, domain.ChannelSlack, endpointConcurrency},
+		{0, domain.ChannelWebPush, endpointConcurrency},
+		{0, domain.ChannelInApp, endpointConcurrency},
+		{0, domain.ChannelEmail, providerConcurrency},
+		{0, domain.ChannelSMS, providerConcurrency},
+		{16, domain.ChannelWebhook, 16},
+		{16, domain.ChannelEmail, 16},
+	} {
+		if got := channelConcurrency(config.Delivery{Concurrency: tc.set}, tc.ch); got != tc.want {
+			t.Errorf("--delivery-concurrency %d, %s: %d attempts at once, want %d", tc.set, tc.ch, got, tc.want)
+		}
 	}
 }

@@ -94,7 +94,7 @@ type Serve struct {
 // answers.
 type Delivery struct {
 	Disabled      bool   // HERALD_DELIVER=false, --deliver=false: this process does not deliver
-	Concurrency   int    // HERALD_DELIVERY_CONCURRENCY, --delivery-concurrency: attempts at once per channel
+	Concurrency   int    // HERALD_DELIVERY_CONCURRENCY, --delivery-concurrency: attempts at once per channel (0: each channel's default)
 	WebhookSecret string // HERALD_WEBHOOK_SECRET, --webhook-secret: signs outbound webhooks
 	SMTPHost      string // HERALD_SMTP_HOST, --smtp-host: enables email
 	SMTPPort      int    // HERALD_SMTP_PORT, --smtp-port
@@ -134,9 +134,6 @@ func (c *Serve) setDefaults() {
 	if c.Views == "" {
 		c.Views = "sqlite:" + filepath.Join(c.DataDir, "views.db")
 	}
-	if c.Delivery.Concurrency == 0 {
-		c.Delivery.Concurrency = 64
-	}
 	if c.Delivery.SMTPTLS == "" {
 		c.Delivery.SMTPTLS = "starttls"
 	}
@@ -156,8 +153,8 @@ func (c *Serve) setDefaults() {
 
 func (d Delivery) validate() []error {
 	var errs []error
-	if d.Concurrency < 1 || d.Concurrency > 4096 {
-		errs = append(errs, fmt.Errorf("delivery-concurrency %d: want 1..4096", d.Concurrency))
+	if d.Concurrency < 0 || d.Concurrency > 4096 {
+		errs = append(errs, fmt.Errorf("delivery-concurrency %d: want 1..4096, or 0 for each channel's default", d.Concurrency))
 	}
 	switch d.SMTPTLS {
 	case "starttls", "implicit", "none":
@@ -325,7 +322,7 @@ func deliveryFlags(fs *flag.FlagSet, d *Delivery, getenv func(string) string) (f
 		deliver = b
 		return err
 	})
-	fs.IntVar(&d.Concurrency, "delivery-concurrency", envInt("HERALD_DELIVERY_CONCURRENCY"), "attempts at once per channel (HERALD_DELIVERY_CONCURRENCY, default 64)")
+	fs.IntVar(&d.Concurrency, "delivery-concurrency", envInt("HERALD_DELIVERY_CONCURRENCY"), "attempts at once per channel (HERALD_DELIVERY_CONCURRENCY; default 256 for webhook, chat, web push and in-app, 64 for email and SMS)")
 	fs.StringVar(&d.WebhookSecret, "webhook-secret", getenv("HERALD_WEBHOOK_SECRET"), "Standard Webhooks signing secret, whsec_... (HERALD_WEBHOOK_SECRET)")
 	fs.StringVar(&d.SMTPHost, "smtp-host", getenv("HERALD_SMTP_HOST"), "SMTP relay host; enables email (HERALD_SMTP_HOST)")
 	fs.IntVar(&d.SMTPPort, "smtp-port", envInt("HERALD_SMTP_PORT"), "SMTP relay port (HERALD_SMTP_PORT)")

@@ -116,7 +116,7 @@ func TestParseServeDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := c.Delivery
-	if !d.Disabled || d.SMTPHost != "smtp.example.com" || d.SMTPPort != 2525 || d.SMTPPassword != "pw" || d.SMTPTLS != "starttls" || d.Concurrency != 64 {
+	if !d.Disabled || d.SMTPHost != "smtp.example.com" || d.SMTPPort != 2525 || d.SMTPPassword != "pw" || d.SMTPTLS != "starttls" || d.Concurrency != 0 {
 		t.Fatalf("delivery config = %+v", d)
 	}
 
