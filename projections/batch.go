@@ -5,8 +5,6 @@ import (
 	"sync"
 	"time"
 
-	fastjson "github.com/segmentio/encoding/json" // see domain/codec.go
-
 	"herald/domain"
 	"herald/infra/eventstore"
 )
@@ -34,7 +32,7 @@ type Event struct {
 // folded from the log up to its checkpoint (nothing while the notification
 // does not exist), so two projections applying the same page from the same
 // checkpoint start from and arrive at the same states. The first one loads
-// and evolves them and encodes the snapshot; the others only write. (Were a
+// and evolves them; the others only write. (Were a
 // projection's stored states ever to disagree with the log, say written by
 // an older domain, sharing would make it continue from the states the
 // current domain gives, as a rebuild would.) A Batch and the values it hands
@@ -133,20 +131,6 @@ func (b *Batch) Streams() []Stream {
 // first projection to apply the page computed it.
 type Fold struct {
 	Before, After domain.Notification
-
-	once sync.Once
-	snap string
-	err  error
-}
-
-// SnapshotJSON returns the JSON of After.Snapshot(), encoding it once
-// however many projections store it.
-func (f *Fold) SnapshotJSON() (string, error) {
-	f.once.Do(func() {
-		b, err := fastjson.Marshal(f.After.Snapshot())
-		f.snap, f.err = string(b), err
-	})
-	return f.snap, f.err
 }
 
 // SharedFold returns the fold of notification id another projection left,

@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"herald/domain"
 	"herald/infra/eventstore"
@@ -17,9 +18,9 @@ import (
 // computed last in memory; each projection used to store a copy as well,
 // written with every change. Folding from the log the few states memory
 // does not hold (after a restart, or for a notification untouched for a
-// long time) replaced those copies. (The SQLite store's status view keeps
-// a snapshot, which its notifications projection resumes from and its
-// scheduled-release query reads.)
+// long time) replaced those copies; the SQLite store's status view was the
+// last to keep one (a JSON snapshot with every row), and encoding and
+// writing it was a fifth of a rebuild's time.
 type History interface {
 	ReadStream(ctx context.Context, stream string, after uint64, limit int) ([]eventstore.RecordedEvent, error)
 }
@@ -32,12 +33,33 @@ const historyPage = 512
 // (events this domain does not decode are skipped, as everywhere else).
 // It fails when the log holds fewer than through events of the stream.
 func FoldHistory(ctx context.Context, h History, id domain.NotificationID, through uint64) (domain.Notification, error) {
+	n, last, err := fold(ctx, h, id, through)
+	if err == nil && last < through {
+		err = fmt.Errorf("fold %s from the log: the log holds %d events of its stream, the view has applied %d", id, last, through)
+	}
+	if err != nil {
+		return domain.Notification{}, err
+	}
+	return n, nil
+}
+
+// FoldLatest returns notification id's state after every event of its
+// stream the log holds now (the state of one that was never requested when
+// it holds none).
+func FoldLatest(ctx context.Context, h History, id domain.NotificationID) (domain.Notification, error) {
+	n, _, err := fold(ctx, h, id, math.MaxUint64)
+	return n, err
+}
+
+// fold folds the stream's events up to version through and returns the
+// state with the version of the last event it read.
+func fold(ctx context.Context, h History, id domain.NotificationID, through uint64) (domain.Notification, uint64, error) {
 	var n domain.Notification
 	var after uint64
 	for after < through {
 		recs, err := h.ReadStream(ctx, domain.NotificationStream(id), after, int(min(through-after, historyPage)))
 		if err != nil {
-			return domain.Notification{}, fmt.Errorf("fold %s from the log: %w", id, err)
+			return domain.Notification{}, after, fmt.Errorf("fold %s from the log: %w", id, err)
 		}
 		if len(recs) == 0 {
 			break
@@ -52,8 +74,5 @@ func FoldHistory(ctx context.Context, h History, id domain.NotificationID, throu
 			}
 		}
 	}
-	if after < through {
-		return domain.Notification{}, fmt.Errorf("fold %s from the log: the log holds %d events of its stream, the view has applied %d", id, after, through)
-	}
-	return n, nil
+	return n, after, nil
 }

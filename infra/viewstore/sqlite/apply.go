@@ -14,24 +14,23 @@ import (
 	"herald/projections"
 )
 
-// applier plans the writes of one batch to one projection. It reads the
-// projection's states through tx but only records its writes: they run
-// later, in the write transaction (runWrites). Planning can so happen on a
-// read connection, in parallel with the other projections' writes, and
-// the single writer connection is held only to write: holding it for the
-// whole apply made it the bottleneck of a catch-up (the writer was busy
-// 9.9 s of a 10.8 s run while the CPU was half idle).
+// applier plans the writes of one batch to one projection. It reads no
+// view: it folds the states it needs (from memory, or from the log) and
+// only records its writes, which run later, in the write transaction
+// (runWrites). Planning so happens in parallel with the other projections'
+// writes, and the single writer connection is held only to write: holding
+// it for the whole apply made it the bottleneck of a catch-up (the writer
+// was busy 9.9 s of a 10.8 s run while the CPU was half idle).
 type applier struct {
 	ctx   context.Context
-	tx    *sql.Tx // reads
 	n     names
 	batch *projections.Batch
 	// shared is true when the projection's checkpoint is the page's start,
 	// so it may use and leave folds in batch.
 	shared bool
 	states *eventstore.StateCache[domain.NotificationID, domain.Notification]
-	// history is the log, where the inbox and analytics projections fold
-	// the states they find nowhere else (they store none).
+	// history is the log, where the projections fold the states they find
+	// nowhere else (they store none).
 	history projections.History
 	writes  []write
 	phys    map[string]string // logical statement → physical
@@ -62,8 +61,8 @@ func (a *applier) physical(query string) string {
 }
 
 // plan returns the writes that apply events to projection p (or its
-// shadow) holding checkpoint cur, reading its states through tx.
-func plan(ctx context.Context, tx *sql.Tx, states *eventstore.StateCache[domain.NotificationID, domain.Notification], history projections.History, p string, shadow bool, batch *projections.Batch, events []projections.Event, cur eventstore.Position) ([]write, error) {
+// shadow) holding checkpoint cur.
+func plan(ctx context.Context, states *eventstore.StateCache[domain.NotificationID, domain.Notification], history projections.History, p string, shadow bool, batch *projections.Batch, events []projections.Event, cur eventstore.Position) ([]write, error) {
 	// Skip what this projection already has: a batch re-applied after a
 	// crash between the log read and the commit changes nothing.
 	for len(events) > 0 && events[0].Position <= cur {
@@ -80,7 +79,7 @@ func plan(ctx context.Context, tx *sql.Tx, states *eventstore.StateCache[domain.
 	} else {
 		changes = changesOf(projections.Streams(events))
 	}
-	a := &applier{ctx: ctx, tx: tx, n: tableNames(p, shadow), batch: batch, shared: shared, states: states, history: history}
+	a := &applier{ctx: ctx, n: tableNames(p, shadow), batch: batch, shared: shared, states: states, history: history}
 	if err := a.apply(p, changes); err != nil {
 		return nil, err
 	}
@@ -116,7 +115,7 @@ type change struct {
 	id            domain.NotificationID
 	steps         []projections.Event
 	before, after domain.Notification
-	fold          *projections.Fold // After and its snapshot JSON
+	fold          *projections.Fold
 }
 
 func changesOf(streams []projections.Stream) []change {
@@ -139,11 +138,6 @@ func (a *applier) apply(projection string, changes []change) error {
 	return fmt.Errorf("%q: %w", projection, projections.ErrUnknownProjection)
 }
 
-// loadChunks are the sizes of the IN lists states are loaded with; a short
-// list is padded (repeating an id) to the next size, so a handful of
-// statements serve every batch.
-var loadChunks = []int{1, 8, 64, 256}
-
 // resolve fills in every change's state before and after the batch.
 //
 // The state before comes, in this order of preference, from the fold
@@ -154,12 +148,10 @@ var loadChunks = []int{1, 8, 64, 256}
 // the stream version just before that event — the fold of the stream up to
 // there, committed or not (a stream version, not the state's own count of
 // the events it applied, which skips events that do not decode); or from
-// the notifications projection's snapshots, read with one query per chunk
-// of ids instead of one per notification (stateQuery selects (key,
-// snapshot) for an IN list written as {in}); for the other projections,
-// which store no states, from the log (stateQuery ""): the notification's
-// stream folded up to the version before its first event in the batch.
-func (a *applier) resolve(changes []change, stateQuery string) error {
+// the log: the notification's stream folded up to the version before its
+// first event in the batch (after a restart, or for a notification
+// untouched for longer than the cache holds).
+func (a *applier) resolve(changes []change) error {
 	var need []int
 	for i := range changes {
 		c := &changes[i]
@@ -177,21 +169,13 @@ func (a *applier) resolve(changes []change, stateQuery string) error {
 			need = append(need, i)
 		}
 	}
-	switch {
-	case len(need) == 0:
-	case stateQuery != "":
-		if err := a.load(changes, need, stateQuery); err != nil {
+	for _, i := range need {
+		c := &changes[i]
+		n, err := projections.FoldHistory(a.ctx, a.history, c.id, c.steps[0].StreamVersion-1)
+		if err != nil {
 			return err
 		}
-	default:
-		for _, i := range need {
-			c := &changes[i]
-			n, err := projections.FoldHistory(a.ctx, a.history, c.id, c.steps[0].StreamVersion-1)
-			if err != nil {
-				return err
-			}
-			c.before = n
-		}
+		c.before = n
 	}
 	for i := range changes {
 		c := &changes[i]
@@ -210,55 +194,6 @@ func (a *applier) resolve(changes []change, stateQuery string) error {
 			c.fold = a.batch.ShareFold(c.id, c.before, c.after)
 		} else {
 			c.fold = &projections.Fold{Before: c.before, After: c.after}
-		}
-	}
-	return nil
-}
-
-// load reads the snapshots of changes[need] into their before.
-func (a *applier) load(changes []change, need []int, stateQuery string) error {
-	byID := make(map[domain.NotificationID]int, len(need))
-	for _, i := range need {
-		byID[changes[i].id] = i
-	}
-	for len(need) > 0 {
-		size := loadChunks[len(loadChunks)-1]
-		for _, s := range loadChunks {
-			if s >= len(need) {
-				size = s
-				break
-			}
-		}
-		chunk := need[:min(size, len(need))]
-		need = need[len(chunk):]
-		args := make([]any, size)
-		for j := range args {
-			args[j] = string(changes[chunk[min(j, len(chunk)-1)]].id)
-		}
-		rows, err := a.tx.QueryContext(a.ctx, a.physical(strings.Replace(stateQuery, "{in}", placeholders(size), 1)), args...)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var id, raw string
-			if err := rows.Scan(&id, &raw); err != nil {
-				rows.Close()
-				return err
-			}
-			var s domain.NotificationSnapshot
-			if err := fastjson.Unmarshal([]byte(raw), &s); err != nil {
-				rows.Close()
-				return fmt.Errorf("decode snapshot of %s: %w", id, err)
-			}
-			if i, ok := byID[domain.NotificationID(id)]; ok {
-				changes[i].before = domain.RestoreNotification(s)
-			}
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		if err := rows.Err(); err != nil {
-			return err
 		}
 	}
 	return nil
@@ -330,14 +265,14 @@ func (w *rowWriter) flush() error {
 // ---- notifications: status view and search index ----
 
 func (a *applier) notifications(changes []change) error {
-	if err := a.resolve(changes, `SELECT id, snapshot FROM {notifications} WHERE id IN ({in})`); err != nil {
+	if err := a.resolve(changes); err != nil {
 		return err
 	}
 	notes := a.rows(`INSERT INTO {notifications}
-		(id, status, priority, category, recipient_id, batch_id, channels, created_at, updated_at, version, recipient, snapshot)
+		(id, status, priority, category, recipient_id, batch_id, channels, created_at, updated_at, version, recipient)
 		VALUES`, `ON CONFLICT (id) DO UPDATE SET status = excluded.status, priority = excluded.priority,
 			category = excluded.category, channels = excluded.channels, updated_at = excluded.updated_at,
-			version = excluded.version, snapshot = excluded.snapshot`, 12)
+			version = excluded.version`, 11)
 	// Delivery rows are upserted by position, and only those that changed:
 	// deliveries are only ever appended, so seq keeps naming the same one.
 	deliveries := a.rows(`INSERT INTO {notification_deliveries}
@@ -354,22 +289,19 @@ func (a *applier) notifications(changes []change) error {
 		if !n.Exists() {
 			continue
 		}
-		snap, err := c.fold.SnapshotJSON()
-		if err != nil {
-			return err
-		}
 		req := n.Request()
 		// The recipient column is only written by the insert (an update
 		// keeps it), so it is encoded only for a new row.
 		var recipient []byte
 		if !c.before.Exists() {
+			var err error
 			if recipient, err = fastjson.Marshal(req.Recipient); err != nil {
 				return err
 			}
 		}
 		if err := notes.add(string(n.ID()), string(n.Status()), string(n.Priority()), n.Category(), req.Recipient.ID,
 			req.BatchID, joinChannels(channelsOf(n)), n.RequestedAt().UnixNano(), c.updatedAt().UnixNano(),
-			n.Version(), string(recipient), snap); err != nil {
+			n.Version(), string(recipient)); err != nil {
 			return err
 		}
 		var old []domain.Delivery
@@ -463,7 +395,7 @@ func inInbox(s domain.DeliveryStatus) bool { return s.Succeeded() }
 // issue a DELETE for every in-app delivery not (yet) shown and a count per
 // touched recipient.
 func (a *applier) inbox(changes []change) error {
-	if err := a.resolve(changes, ""); err != nil {
+	if err := a.resolve(changes); err != nil {
 		return err
 	}
 	items := a.rows(`INSERT INTO {inbox_items}
@@ -606,7 +538,7 @@ func latencyBucket(d time.Duration) int {
 // once or not at all. An engine without such transactions (Cassandra) must
 // write absolute values from its single writer instead.
 func (a *applier) analytics(changes []change) error {
-	if err := a.resolve(changes, ""); err != nil {
+	if err := a.resolve(changes); err != nil {
 		return err
 	}
 	deliveries := map[deliveryKey]int64{}

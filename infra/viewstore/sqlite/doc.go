@@ -11,17 +11,16 @@
 // and checkpoint always commit together.
 //
 // It also implements projections.BatchStore. An apply plans its writes
-// first (on the read pool for a large batch, so the projections plan in
-// parallel), then holds the writer only to run them, as multi-row upserts,
-// with the checkpoint in one transaction. Projections applying the same log
-// page from the same checkpoint share the decoded events and the evolved
-// states and snapshots (projections.Fold).
+// first, without the writer (so the projections plan in parallel), then
+// holds the writer only to run them, as multi-row upserts, with the
+// checkpoint in one transaction. Projections applying the same log page
+// from the same checkpoint share the decoded events and the evolved states
+// (projections.Fold).
 //
-// Status is never derived here: projectors restore the domain snapshot
-// (the notifications projection stores one with each status row; the
-// others fold the states they do not hold in memory from the log,
-// projections.History), evolve it with domain.EvolveNotification, and store
-// what the domain says.
+// Status is never derived here: projectors take each notification's domain
+// state from memory (the states they computed last) or fold it from the
+// log (projections.History), evolve it with domain.EvolveNotification, and
+// store what the domain says. No view stores the domain state itself.
 //
 // Tables created empty (a new store, a rebuild's shadow) get their
 // secondary indexes only once their projection has caught up with the log

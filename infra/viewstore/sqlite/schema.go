@@ -37,8 +37,7 @@ var tables = map[string][]table{
 				created_at   INTEGER NOT NULL, -- Unix ns
 				updated_at   INTEGER NOT NULL,
 				version      INTEGER NOT NULL,
-				recipient    TEXT NOT NULL, -- JSON
-				snapshot     TEXT NOT NULL  -- domain.NotificationSnapshot JSON
+				recipient    TEXT NOT NULL -- JSON
 			)`,
 			`CREATE INDEX {t}_created_{g} ON {t} (created_at, id)`,
 			`CREATE INDEX {t}_status_{g} ON {t} (status, created_at, id)`,
@@ -131,6 +130,14 @@ var tables = map[string][]table{
 // projections' copies of every notification's state, now folded from the
 // log when not in memory (projections.History). Open drops them.
 var retiredTables = []string{"inbox_state", "analytics_state"}
+
+// retiredColumns are columns earlier versions wrote, by table: the status
+// view's JSON snapshot of every notification's domain state, which its
+// projection resumed from and the scheduler's recovery read; both fold the
+// state from the log now when memory does not hold it. Open drops them
+// (from a rebuild's shadow too): the new insert leaves them out, and they
+// were NOT NULL.
+var retiredColumns = map[string][]string{"notifications": {"snapshot"}}
 
 // createTable returns the statement that creates t as physical.
 func createTable(t table, physical string) string {

@@ -183,6 +183,24 @@ func (v *Views) migrate(ctx context.Context) error {
 			}
 		}
 	}
+	for t, cols := range retiredColumns {
+		for _, name := range []string{t, t + shadowSuffix} {
+			for _, col := range cols {
+				var n int
+				if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, name, col).Scan(&n); err != nil {
+					return err
+				}
+				if n == 0 {
+					continue
+				}
+				// Rewrites the table: once, on the first start of this
+				// version.
+				if _, err := tx.ExecContext(ctx, `ALTER TABLE `+name+` DROP COLUMN `+col); err != nil {
+					return fmt.Errorf("drop retired column %s.%s: %w", name, col, err)
+				}
+			}
+		}
+	}
 	// A new table starts without its secondary indexes: its projection
 	// catches up from the log's start, and builds them once it has
 	// (FinishCatchUp).
@@ -261,14 +279,20 @@ func (v *Views) ApplyBatch(ctx context.Context, projection string, batch *projec
 			err = fmt.Errorf("apply to %s: %w", projection, err)
 		}
 	}()
-	// Decode and plan before taking the single writer connection, reading
-	// the last committed state on the read pool, so projections do that
-	// in parallel and only write one at a time.
+	// Plan before taking the single writer connection, so projections
+	// plan in parallel and only write one at a time. Planning reads
+	// nothing of this file (states come from memory or the log), only the
+	// checkpoint it starts from: for a page of the log, the position it
+	// was read after, which is the projection's checkpoint when the
+	// Runner applies it. The writer's transaction checks that, and plans
+	// again from the checkpoint it finds otherwise (another process
+	// sharing the file applied meanwhile; a plan thrown away leaves
+	// nothing behind, see applier.resolve).
 	events := batch.Decoded()
-	planned, writes := eventstore.Position(0), []write(nil)
-	ahead := len(events) >= planAheadMin
-	if ahead {
-		if planned, writes, err = v.planOnReadPool(ctx, projection, p, shadow, batch, events); err != nil {
+	var writes []write
+	after, page := batch.Page()
+	if page {
+		if writes, err = plan(ctx, v.statesOf(projection), v.history, p, shadow, batch, events, after); err != nil {
 			return err
 		}
 	}
@@ -281,11 +305,8 @@ func (v *Views) ApplyBatch(ctx context.Context, projection string, batch *projec
 	if err != nil {
 		return err
 	}
-	if !ahead || cur != planned {
-		// A small batch is planned here; a large one again if someone
-		// applied meanwhile (the Runner never does, it is the single
-		// writer, but another process sharing the file might).
-		if writes, err = plan(ctx, tx, v.statesOf(projection), v.history, p, shadow, batch, events, cur); err != nil {
+	if !page || cur != after {
+		if writes, err = plan(ctx, v.statesOf(projection), v.history, p, shadow, batch, events, cur); err != nil {
 			return err
 		}
 	}
@@ -298,29 +319,6 @@ func (v *Views) ApplyBatch(ctx context.Context, projection string, batch *projec
 		}
 	}
 	return tx.Commit()
-}
-
-// planAheadMin is the smallest batch planned on the read pool before
-// taking the writer. A read transaction on a pool connection pays for
-// revalidating its page cache after every write: following the log one
-// event at a time, that read was 14% of the CPU (BenchmarkLiveApply) and
-// bought no parallelism worth having.
-const planAheadMin = 64
-
-// planOnReadPool plans an apply in one read transaction, and returns the
-// checkpoint the plan starts from.
-func (v *Views) planOnReadPool(ctx context.Context, projection, p string, shadow bool, batch *projections.Batch, events []projections.Event) (eventstore.Position, []write, error) {
-	tx, err := v.readDB.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return 0, nil, err
-	}
-	defer tx.Rollback()
-	cur, err := checkpointIn(ctx, tx, projection)
-	if err != nil {
-		return 0, nil, err
-	}
-	writes, err := plan(ctx, tx, v.statesOf(projection), v.history, p, shadow, batch, events, cur)
-	return cur, writes, err
 }
 
 // BeginRebuild implements projections.Store.
