@@ -56,7 +56,7 @@ type Views struct {
 	// states holds, per projection (and per shadow), the notification
 	// states it computed last with the stream version each was folded up
 	// to, so the next batch of a notification starts from its state
-	// without reading and decoding its snapshot (applier.resolve). One
+	// without folding its stream from the log (applier.resolve). One
 	// cache per projection: they follow the log a batch or two apart, and
 	// a shared one would hold the leader's later versions.
 	statesMu sync.Mutex
