@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 
@@ -46,14 +47,18 @@ func newIntake(s *scheduler, logger *slog.Logger, m dispatcherMetrics) *intake {
 	return &intake{sched: s, logger: logger, metrics: m, priorities: make(map[domain.NotificationID]domain.Priority)}
 }
 
+// Types are the event types the intake reads from what Config.Follow gives
+// it; a subscription may leave the others out (logbus.SubscriberConfig.Types).
+func Types() []string { return slices.Clone(intakeTypes) }
+
+var intakeTypes = []string{domain.TypeNotificationRequested, domain.TypeDeliveryPlanned, domain.TypeResendRequested, domain.TypeDeliveryRetryScheduled}
+
 // handle is the router handler of the intake. An event it cannot decode is
 // logged and skipped: it is the ledger's, and the dispatcher must not stall
 // on it.
 func (in *intake) handle(msg *message.Message) error {
 	typ := msg.Metadata.Get(metaEventType)
-	switch typ {
-	case domain.TypeNotificationRequested, domain.TypeDeliveryPlanned, domain.TypeResendRequested, domain.TypeDeliveryRetryScheduled:
-	default:
+	if !slices.Contains(intakeTypes, typ) {
 		return nil
 	}
 	stream := msg.Metadata.Get("stream")

@@ -53,9 +53,11 @@ func newDispatcher(cfg config.Serve, events eventstore.Store, attempts *commands
 		}}
 	}
 	return dispatcher.New(dispatcher.Config{
-		Attempts:   attempts,
-		Backlog:    backlog,
-		Follow:     followNotifications(events, dispatcherGroup),
+		Attempts: attempts,
+		Backlog:  backlog,
+		// Only what the intake reads: a message for each attempt and
+		// outcome event was work for nothing.
+		Follow:     followNotifications(events, dispatcherGroup, dispatcher.Types()...),
 		Channels:   chans,
 		Renderer:   renderer,
 		Logger:     log,

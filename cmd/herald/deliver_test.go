@@ -593,3 +593,47 @@ func TestChannelConcurrency(t *testing.T) {
 		}
 	}
 }
+
+// A resend through the API reaches the receiver again, as a new delivery
+// with an idempotency key of its own that points at the one it repeats,
+// and the status shows both delivered. The dispatcher follows only the
+// event types its intake reads (dispatcher.Types): a resend is one of them.
+func TestDeliveryResendReachesTheReceiverAgain(t *testing.T) {
+	t.Parallel()
+	sink := newWebhookSink(t)
+	base, stop, err := startInProcess(context.Background(), deliveryArgs(t.TempDir()), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	c := client{t: t, base: base, http: http.DefaultClient}
+	id := c.sendWebhook(sink.URL, "normal")
+	waitUntil(t, 15*time.Second, "the first delivery", func() bool { u, _, _ := sink.counts(); return u == 1 })
+
+	code, m := c.do("POST", "/v1/notifications/"+id+"/resend", map[string]any{"reason": "customer lost it"})
+	if code != http.StatusAccepted {
+		t.Fatalf("resend = %d %v", code, m)
+	}
+	waitUntil(t, 15*time.Second, "the resend at the receiver", func() bool { u, _, _ := sink.counts(); return u == 2 })
+	if _, _, bad := sink.counts(); bad != 0 {
+		t.Fatalf("%d badly signed calls", bad)
+	}
+	var ds []any
+	waitUntil(t, 15*time.Second, "both deliveries delivered in the status view", func() bool {
+		var st string
+		st, ds = c.status(id)
+		if st != "delivered" || len(ds) != 2 {
+			return false
+		}
+		for _, d := range ds {
+			if d.(map[string]any)["status"] != "delivered" {
+				return false
+			}
+		}
+		return true
+	})
+	first, again := ds[0].(map[string]any), ds[1].(map[string]any)
+	if again["repeats"] != first["id"] || again["id"] == first["id"] {
+		t.Errorf("deliveries %v: want the second a new delivery repeating the first", ds)
+	}
+}
