@@ -65,12 +65,14 @@ type Views struct {
 
 // cachedStates bounds each projection's cache of states. A notification's
 // events reach the projections within seconds of each other (send,
-// attempt, outcome), so a recent window is what pays; but the window is
-// the delivery backlog, about 14,000 notifications in e2e_webhook
-// rate=max (p50 3.3 s at 4,200/s): with 16,384 states each, the inbox and
-// analytics projections still folded streams from the log (FoldHistory,
-// 3.4% of the CPU).
-const cachedStates = 1 << 16
+// attempt, outcome), so a recent window is what pays: the delivery backlog.
+// Past it, a state is folded from the log (FoldHistory). The cached states
+// are most of a serving process's live heap, and the collector's mark
+// phase grows with it: with 65,536 states each, api_send's heap reached
+// 700 MB live and marks took up to 1.4 s, against 450 MB and 0.7 s with
+// 16,384, for no throughput measured (e2e_webhook rate=max, api, three
+// interleaved rounds each; 256 attempts at once keep its backlog short).
+const cachedStates = 1 << 14
 
 // statesOf returns the state cache of projection (or its shadow).
 func (v *Views) statesOf(projection string) *eventstore.StateCache[domain.NotificationID, domain.Notification] {
