@@ -71,15 +71,21 @@ func newDispatcher(cfg config.Serve, events eventstore.Store, attempts *commands
 // 64 at once, e2e_webhook rate=max took 3.3 s from send to arrival at p50,
 // the work queued behind those waits; with 256, 26 to 35 ms, at the same
 // deliveries per second.
-// Webhook, chat, web push and in-app attempts go to many receivers (and
-// the HTTP client still opens at most connsPerHost connections to any one
-// of them), so they get more; email and SMS go through one provider
-// account, whose own limits on parallel sessions and requests they keep
-// under.
+//
+// Generic webhooks go to the customers' own receivers, many hosts, and
+// in-app writes go nowhere, so they get more. Every other channel sends to
+// one provider (an SMTP relay, an SMS account, hooks.slack.com, DingTalk's
+// and WeCom's robot APIs, the few browser push services) and keeps under
+// its limits on parallel sessions and requests.
+//
+// The HTTP client allows as many connections to one host as the busiest
+// channel has attempts: an attempt that waited in the client for a free
+// connection would spend its timeout there, unsent, and fail as a timeout
+// (with 256 attempts over 64 connections and a 10 s timeout, a receiver
+// answering in 2.5 s would see three attempts in four time out).
 const (
 	endpointConcurrency = 256
 	providerConcurrency = 64
-	connsPerHost        = 64
 )
 
 // channelConcurrency is how many attempts of channel ch run at once.
@@ -87,10 +93,10 @@ func channelConcurrency(d config.Delivery, ch domain.Channel) int {
 	switch {
 	case d.Concurrency > 0:
 		return d.Concurrency
-	case ch == domain.ChannelEmail || ch == domain.ChannelSMS:
-		return providerConcurrency
+	case ch == domain.ChannelWebhook || ch == domain.ChannelInApp:
+		return endpointConcurrency
 	}
-	return endpointConcurrency
+	return providerConcurrency
 }
 
 // followNotifications returns what the dispatcher and the scheduler follow
@@ -112,7 +118,7 @@ func followNotifications(events eventstore.Store, group string, types ...string)
 // without one.
 func channelSenders(cfg config.Serve, people *recipients.Service, log *slog.Logger) (map[domain.Channel]channel.Sender, []string, error) {
 	d := cfg.Delivery
-	conns := connsPerHost
+	conns := endpointConcurrency
 	if d.Concurrency > 0 {
 		conns = d.Concurrency
 	}

@@ -580,9 +580,11 @@ func TestChannelConcurrency(t *testing.T) {
 		want int
 	}{
 		{0, domain.ChannelWebhook, endpointConcurrency},
-		{0, domain.ChannelSlack, endpointConcurrency},
-		{0, domain.ChannelWebPush, endpointConcurrency},
 		{0, domain.ChannelInApp, endpointConcurrency},
+		{0, domain.ChannelSlack, providerConcurrency},
+		{0, domain.ChannelDingTalk, providerConcurrency},
+		{0, domain.ChannelWeCom, providerConcurrency},
+		{0, domain.ChannelWebPush, providerConcurrency},
 		{0, domain.ChannelEmail, providerConcurrency},
 		{0, domain.ChannelSMS, providerConcurrency},
 		{16, domain.ChannelWebhook, 16},

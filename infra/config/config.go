@@ -322,7 +322,7 @@ func deliveryFlags(fs *flag.FlagSet, d *Delivery, getenv func(string) string) (f
 		deliver = b
 		return err
 	})
-	fs.IntVar(&d.Concurrency, "delivery-concurrency", envInt("HERALD_DELIVERY_CONCURRENCY"), "attempts at once per channel (HERALD_DELIVERY_CONCURRENCY; default 256 for webhook, chat, web push and in-app, 64 for email and SMS)")
+	fs.IntVar(&d.Concurrency, "delivery-concurrency", envInt("HERALD_DELIVERY_CONCURRENCY"), "attempts at once per channel (HERALD_DELIVERY_CONCURRENCY; default 256 for webhook and in-app, 64 for the channels that send through one provider)")
 	fs.StringVar(&d.WebhookSecret, "webhook-secret", getenv("HERALD_WEBHOOK_SECRET"), "Standard Webhooks signing secret, whsec_... (HERALD_WEBHOOK_SECRET)")
 	fs.StringVar(&d.SMTPHost, "smtp-host", getenv("HERALD_SMTP_HOST"), "SMTP relay host; enables email (HERALD_SMTP_HOST)")
 	fs.IntVar(&d.SMTPPort, "smtp-port", envInt("HERALD_SMTP_PORT"), "SMTP relay port (HERALD_SMTP_PORT)")
