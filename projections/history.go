@@ -44,8 +44,7 @@ func FoldHistory(ctx context.Context, h History, id domain.NotificationID, throu
 }
 
 // FoldLatest returns notification id's state after every event of its
-// stream the log holds now (the state of one that was never requested when
-// it holds none).
+// stream the log holds now.
 func FoldLatest(ctx context.Context, h History, id domain.NotificationID) (domain.Notification, error) {
 	n, _, err := fold(ctx, h, id, math.MaxUint64)
 	return n, err
@@ -57,12 +56,10 @@ func fold(ctx context.Context, h History, id domain.NotificationID, through uint
 	var n domain.Notification
 	var after uint64
 	for after < through {
-		recs, err := h.ReadStream(ctx, domain.NotificationStream(id), after, int(min(through-after, historyPage)))
+		limit := int(min(through-after, historyPage))
+		recs, err := h.ReadStream(ctx, domain.NotificationStream(id), after, limit)
 		if err != nil {
 			return domain.Notification{}, after, fmt.Errorf("fold %s from the log: %w", id, err)
-		}
-		if len(recs) == 0 {
-			break
 		}
 		for _, rec := range recs {
 			if rec.Version > through {
@@ -72,6 +69,9 @@ func fold(ctx context.Context, h History, id domain.NotificationID, through uint
 			if _, ev, ok := DecodeNotificationEvent(rec); ok {
 				n = domain.EvolveNotification(n, ev)
 			}
+		}
+		if len(recs) < limit {
+			break // the stream's end: no need to ask for the empty page after it
 		}
 	}
 	return n, after, nil

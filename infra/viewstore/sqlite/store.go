@@ -288,8 +288,9 @@ func (v *Views) ApplyBatch(ctx context.Context, projection string, batch *projec
 	// was read after, which is the projection's checkpoint when the
 	// Runner applies it. The writer's transaction checks that, and plans
 	// again from the checkpoint it finds otherwise (another process
-	// sharing the file applied meanwhile; a plan thrown away leaves
-	// nothing behind, see applier.resolve).
+	// sharing the file applied meanwhile). A plan thrown away leaves states
+	// in the caches and folds in the batch, each the fold of its stream up
+	// to a stream version, right whoever uses it (see applier.resolve).
 	events := batch.Decoded()
 	var writes []write
 	after, page := batch.Page()
