@@ -93,6 +93,18 @@ func deliveryArgs(dataDir string) []string {
 		"--retry-initial", "50ms", "--retry-max", "2s", "--retry-attempts", "50"}
 }
 
+// deliveryServer starts a whole server in this process with the test's
+// delivery settings, stopped when the test ends, and returns a client of it.
+func deliveryServer(t *testing.T) client {
+	t.Helper()
+	base, stop, err := startInProcess(context.Background(), deliveryArgs(t.TempDir()), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stop() })
+	return client{t: t, base: base, http: http.DefaultClient}
+}
+
 type client struct {
 	t    *testing.T
 	base string
@@ -502,12 +514,7 @@ func metricValue(t *testing.T, base, sample string) float64 {
 
 func TestTemplatedSendRendersThePinnedVersion(t *testing.T) {
 	sink := newWebhookSink(t)
-	base, stop, err := startInProcess(context.Background(), deliveryArgs(t.TempDir()), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-	c := client{t: t, base: base, http: http.DefaultClient}
+	c := deliveryServer(t)
 	tmpl := map[string]any{
 		"id": "welcome", "name": "Welcome", "default_locale": "en",
 		"variables": []map[string]any{{"name": "name", "type": "string", "required": true}},
@@ -603,12 +610,7 @@ func TestChannelConcurrency(t *testing.T) {
 func TestDeliveryResendReachesTheReceiverAgain(t *testing.T) {
 	t.Parallel()
 	sink := newWebhookSink(t)
-	base, stop, err := startInProcess(context.Background(), deliveryArgs(t.TempDir()), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-	c := client{t: t, base: base, http: http.DefaultClient}
+	c := deliveryServer(t)
 	id := c.sendWebhook(sink.URL, "normal")
 	waitUntil(t, 15*time.Second, "the first delivery", func() bool { u, _, _ := sink.counts(); return u == 1 })
 

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -30,12 +28,7 @@ func (c client) events(id string) (types []string, data []map[string]any) {
 // a normal-priority send (a critical high-priority one goes through).
 func TestRecipientPreferencesInTheAuditTrail(t *testing.T) {
 	sink := newWebhookSink(t)
-	base, stop, err := startInProcess(context.Background(), deliveryArgs(t.TempDir()), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-	c := client{t: t, base: base, http: http.DefaultClient}
+	c := deliveryServer(t)
 	profile := map[string]any{"email": "ada@example.com", "webhook_url": sink.URL + "/hook", "time_zone": "Europe/Berlin"}
 	if code, m := c.do("PUT", "/v1/recipients/ada", profile); code/100 != 2 {
 		t.Fatalf("profile = %d %v", code, m)

@@ -83,14 +83,7 @@ func TestOpenDropsRetiredTables(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := v.Close(); err != nil {
-		t.Fatal(err)
-	}
-	v, err := Open(ctx, path, Options{History: rec})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
+	v = reopen(t, v, path, rec)
 	var tables []string
 	rows, err := v.readDB.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
 	if err != nil {
@@ -144,15 +137,7 @@ func TestOpenDropsRetiredColumns(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := v.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	v, err := Open(ctx, path, Options{History: rec})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
+	v = reopen(t, v, path, rec)
 	for _, table := range []string{"notifications", "notifications__shadow"} {
 		var n int
 		if err := v.readDB.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = 'snapshot'`, table).Scan(&n); err != nil {
@@ -175,4 +160,19 @@ func TestOpenDropsRetiredColumns(t *testing.T) {
 	if got, want := viewstoretest.Capture(t, v, ids, nil), viewstoretest.Capture(t, once, ids, nil); !reflect.DeepEqual(got, want) {
 		t.Errorf("applied after reopening:\n%+v\nwant, as applied at once:\n%+v", got, want)
 	}
+}
+
+// reopen closes v and opens the file at path again over rec, closed when
+// the test ends: what a restart on a file does.
+func reopen(t *testing.T, v *Views, path string, rec *viewstoretest.Recorder) *Views {
+	t.Helper()
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	v, err := Open(context.Background(), path, Options{History: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	return v
 }
