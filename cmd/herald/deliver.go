@@ -118,10 +118,8 @@ func followNotifications(events eventstore.Store, group string, types ...string)
 // without one.
 func channelSenders(cfg config.Serve, people *recipients.Service, log *slog.Logger) (map[domain.Channel]channel.Sender, []string, error) {
 	d := cfg.Delivery
-	conns := endpointConcurrency
-	if d.Concurrency > 0 {
-		conns = d.Concurrency
-	}
+	// As many connections to a host as the busiest channel has attempts.
+	conns := channelConcurrency(d, domain.ChannelWebhook)
 	client := channel.NewHTTPClient(channel.HTTPOptions{AllowHosts: cfg.WebhookAllowHosts, MaxConnsPerHost: conns})
 	out := map[domain.Channel]channel.Sender{domain.ChannelInApp: inapp.Sender{}}
 	var errs []error

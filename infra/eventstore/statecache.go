@@ -23,9 +23,11 @@ import (
 // goes: the states worth keeping are the recent ones (a notification's
 // attempt and outcome follow its request), and with an arbitrary victim
 // an entry outlived n later additions only with a chance of about
-// e^(-n/size): a backlog half the cache's size lost two in five. States are shared
-// between callers: they must be values nobody modifies in place. The
-// methods of a nil *StateCache do nothing (Get finds nothing).
+// e^(-n/size): a backlog half the cache's size lost two in five.
+//
+// States are shared between callers: they must be values nobody modifies
+// in place. The methods of a nil *StateCache do nothing (Get finds
+// nothing).
 type StateCache[K ~string, S any] struct {
 	seed     maphash.Seed
 	perShard int

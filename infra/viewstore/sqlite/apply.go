@@ -152,7 +152,6 @@ func (a *applier) apply(projection string, changes []change) error {
 // first event in the batch (after a restart, or for a notification
 // untouched for longer than the cache holds).
 func (a *applier) resolve(changes []change) error {
-	var need []int
 	for i := range changes {
 		c := &changes[i]
 		if a.shared {
@@ -166,16 +165,12 @@ func (a *applier) resolve(changes []change) error {
 				c.before = n
 				continue
 			}
-			need = append(need, i)
+			n, err := projections.FoldHistory(a.ctx, a.history, c.id, first-1)
+			if err != nil {
+				return err
+			}
+			c.before = n
 		}
-	}
-	for _, i := range need {
-		c := &changes[i]
-		n, err := projections.FoldHistory(a.ctx, a.history, c.id, c.steps[0].StreamVersion-1)
-		if err != nil {
-			return err
-		}
-		c.before = n
 	}
 	for i := range changes {
 		c := &changes[i]

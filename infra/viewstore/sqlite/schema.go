@@ -131,13 +131,13 @@ var tables = map[string][]table{
 // log when not in memory (projections.History). Open drops them.
 var retiredTables = []string{"inbox_state", "analytics_state"}
 
-// retiredColumns are columns earlier versions wrote, by table: the status
+// retiredColumns are columns earlier versions wrote: the status
 // view's JSON snapshot of every notification's domain state, which its
 // projection resumed from and the scheduler's recovery read; both fold the
 // state from the log now when memory does not hold it. Open drops them
 // (from a rebuild's shadow too): the new insert leaves them out, and they
 // were NOT NULL.
-var retiredColumns = map[string][]string{"notifications": {"snapshot"}}
+var retiredColumns = []struct{ table, column string }{{"notifications", "snapshot"}}
 
 // createTable returns the statement that creates t as physical.
 func createTable(t table, physical string) string {

@@ -185,21 +185,18 @@ func (v *Views) migrate(ctx context.Context) error {
 			}
 		}
 	}
-	for t, cols := range retiredColumns {
-		for _, name := range []string{t, t + shadowSuffix} {
-			for _, col := range cols {
-				var n int
-				if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, name, col).Scan(&n); err != nil {
-					return err
-				}
-				if n == 0 {
-					continue
-				}
-				// Rewrites the table: once, on the first start of this
-				// version.
-				if _, err := tx.ExecContext(ctx, `ALTER TABLE `+name+` DROP COLUMN `+col); err != nil {
-					return fmt.Errorf("drop retired column %s.%s: %w", name, col, err)
-				}
+	for _, rc := range retiredColumns {
+		for _, name := range []string{rc.table, rc.table + shadowSuffix} {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, name, rc.column).Scan(&n); err != nil {
+				return err
+			}
+			if n == 0 {
+				continue
+			}
+			// Rewrites the table: once, on the first start of this version.
+			if _, err := tx.ExecContext(ctx, `ALTER TABLE `+name+` DROP COLUMN `+rc.column); err != nil {
+				return fmt.Errorf("drop retired column %s.%s: %w", name, rc.column, err)
 			}
 		}
 	}
@@ -291,11 +288,11 @@ func (v *Views) ApplyBatch(ctx context.Context, projection string, batch *projec
 	// sharing the file applied meanwhile). A plan thrown away leaves states
 	// in the caches and folds in the batch, each the fold of its stream up
 	// to a stream version, right whoever uses it (see applier.resolve).
-	events := batch.Decoded()
+	events, states := batch.Decoded(), v.statesOf(projection)
 	var writes []write
 	after, page := batch.Page()
 	if page {
-		if writes, err = plan(ctx, v.statesOf(projection), v.history, p, shadow, batch, events, after); err != nil {
+		if writes, err = plan(ctx, states, v.history, p, shadow, batch, events, after); err != nil {
 			return err
 		}
 	}
@@ -309,7 +306,7 @@ func (v *Views) ApplyBatch(ctx context.Context, projection string, batch *projec
 		return err
 	}
 	if !page || cur != after {
-		if writes, err = plan(ctx, v.statesOf(projection), v.history, p, shadow, batch, events, cur); err != nil {
+		if writes, err = plan(ctx, states, v.history, p, shadow, batch, events, cur); err != nil {
 			return err
 		}
 	}
