@@ -59,6 +59,11 @@ type Options struct {
 	// process sharing the file holds before it fails (default 10 s; at
 	// least a millisecond).
 	BusyTimeout time.Duration
+	// BackfillInterval is how often, at most, a connection of its own
+	// copies committed WAL frames into the database file while appends
+	// come (default DefaultBackfillInterval; negative: never, SQLite's
+	// checkpoint inside a commit does it all).
+	BackfillInterval time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -76,6 +81,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.BusyTimeout <= 0 {
 		o.BusyTimeout = 10 * time.Second
+	}
+	if o.BackfillInterval == 0 {
+		o.BackfillInterval = DefaultBackfillInterval
 	}
 	if o.TailEvents == 0 {
 		o.TailEvents = 1 << 15
@@ -117,6 +125,10 @@ type Store struct {
 	// queries a command's load makes. A connection is used by one
 	// goroutine at a time, and so are its statements.
 	stmts sync.Map
+
+	// backfill copies committed WAL frames into the database file between
+	// commits (nil when Options turn it off).
+	backfill *backfiller
 }
 
 type stmtKey struct {
@@ -168,7 +180,14 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open event log: %w", err)
 	}
 	s.writer = w
+	if opts.BackfillInterval > 0 {
+		if s.backfill, err = startBackfiller(path, opts); err != nil {
+			s.closeDBs()
+			return nil, fmt.Errorf("open event log: %w", err)
+		}
+	}
 	if err := w.start(s.closing, s.writerEnd); err != nil {
+		s.backfill.close()
 		s.closeDBs()
 		return nil, fmt.Errorf("open event log: %w", err)
 	}
@@ -190,6 +209,7 @@ func (s *Store) Close() error {
 		close(s.closing)
 		s.closeMu.Unlock()
 		<-s.writerEnd
+		backfillErr := s.backfill.close()
 		s.wake()
 		var stmtErrs []error
 		s.stmts.Range(func(k, v any) bool {
@@ -197,7 +217,7 @@ func (s *Store) Close() error {
 			s.stmts.Delete(k)
 			return true
 		})
-		err = errors.Join(s.writer.close(), errors.Join(stmtErrs...), s.readDB.Close(), s.writeDB.Close())
+		err = errors.Join(s.writer.close(), errors.Join(stmtErrs...), backfillErr, s.readDB.Close(), s.writeDB.Close())
 	})
 	return err
 }
