@@ -36,17 +36,22 @@ type RunnerOptions struct {
 	Linger time.Duration
 }
 
-// DefaultLinger lets the appends of 5 ms gather into one batch while they
+// DefaultLinger lets the appends of 20 ms gather into one batch while they
 // keep coming; after a quiet spell an append is applied at once. Each
 // batch is a transaction of the view store, and applying every few events
 // on their own rewrote the same index pages over and over: the SQLite
 // views' WAL traffic, and its checkpoints, which the event log's fsyncs
-// waited behind on the one disk, gave e2e delivery at 2,000
-// notifications/s a p99 of 108, 113 and 140 ms against 58, 58 and 96 ms
-// with it; api_send 7,655 and 6,535 requests/s against 9,367 and 7,999,
-// api_batch 16,409 and 16,038 notifications/s against 19,247 and 19,796
-// (interleaved runs).
-const DefaultLinger = 5 * time.Millisecond
+// waited behind on the one disk. No linger against 5 ms gave e2e delivery
+// at 2,000 notifications/s a p99 of 108, 113 and 140 ms against 58, 58
+// and 96 ms; api_send 7,655 and 6,535 requests/s against 9,367 and 7,999.
+// 5 ms against 20 ms: api_batch 35,574, 34,262, 33,195 and 37,350
+// notifications/s against 46,977, 40,762, 43,144 and 41,998; e2e at 2,000
+// notifications/s a p99 of 64 and 30 ms against 26 and 14 ms; e2e at full
+// speed unchanged within the noise (interleaved runs). The price is
+// freshness when appends come one at a time, each just after the last
+// was applied: BenchmarkLiveLatency's p99 went from about 7 ms to about
+// 22 ms, within the 50 ms the views promise.
+const DefaultLinger = 20 * time.Millisecond
 
 // Runner feeds projections from the log: per projection, one goroutine
 // reads from the checkpoint in pages of BatchSize, applies each page with
