@@ -121,11 +121,7 @@ func (h *SendHandler) send(ctx context.Context, id domain.NotificationID, cmd Se
 	// the empty state and append expecting no stream, which saves reading
 	// the stream first. Only when it exists (an Idempotency-Key repeat) is
 	// it loaded and the request decided against what is there.
-	plan, err := h.planNow(ctx, req, now)
-	if err != nil {
-		return SendResult{}, fmt.Errorf("send %s: %w", id, err)
-	}
-	events, err := decideSend(domain.Notification{}, id, req, cmd.IdempotencyKey, now, plan)
+	requested, events, err := decideRequest(domain.Notification{}, id, req, cmd.IdempotencyKey, now)
 	if err != nil {
 		if cmd.IdempotencyKey != "" {
 			// A repeat is judged against the original, not revalidated:
@@ -134,6 +130,9 @@ func (h *SendHandler) send(ctx context.Context, id domain.NotificationID, cmd Se
 				return res, rerr
 			}
 		}
+		return SendResult{}, fmt.Errorf("send %s: %w", id, err)
+	}
+	if events, err = h.planDue(ctx, requested, events, now); err != nil {
 		return SendResult{}, fmt.Errorf("send %s: %w", id, err)
 	}
 	data, err := h.x.encode(events, cmd.metadata(id))
@@ -163,7 +162,7 @@ func (h *SendHandler) resolveExisting(ctx context.Context, id domain.Notificatio
 			// recipient planned), not to this one.
 			return nil, errNoOriginal
 		}
-		return decideSend(state, id, cmd.Request, cmd.IdempotencyKey, now, nil)
+		return decideSend(state, id, cmd.Request, cmd.IdempotencyKey, now)
 	})
 	if err != nil {
 		return SendResult{}, fmt.Errorf("send %s: %w", id, err)
@@ -186,47 +185,63 @@ func notificationIDFor(actor, key string, newID func() string) (domain.Notificat
 	return IdempotentNotificationID(actor, key), nil
 }
 
-// decideSend decides a request and, when it is due now, its delivery plan,
-// so both land in one append: a notification is never accepted without the
-// plan a reader would expect next to it.
-func decideSend(state domain.Notification, id domain.NotificationID, req domain.NotificationRequest, key string, now time.Time, plan *domain.PlanDecision) ([]domain.Event, error) {
-	events, err := domain.DecideNotification(state, domain.RequestNotification{
-		ID: id, Request: req, IdempotencyKey: key, Now: now,
-	})
-	if err != nil || len(events) == 0 {
+// decideSend decides a request and, when it is due now, its delivery plan
+// from the request alone (planFor), so both land in one append: a
+// notification is never accepted without the plan it was due. The send
+// handlers decide the two steps themselves (decideRequest, planDue), to
+// ask the planner in between.
+func decideSend(state domain.Notification, id domain.NotificationID, req domain.NotificationRequest, key string, now time.Time) ([]domain.Event, error) {
+	requested, events, err := decideRequest(state, id, req, key, now)
+	if err != nil || !due(requested, events, now) {
 		return events, err
 	}
-	requested := evolveAll(state, events)
-	if at := requested.ScheduledAt(); !at.IsZero() && now.Before(at) {
-		// Planning a scheduled notification is the scheduler's job, at
-		// scheduled_at, when the recipient's addresses are current.
-		return events, nil
-	}
-	if plan == nil {
-		plans, suppressions := planFor(requested.Request())
-		plan = &domain.PlanDecision{Plans: plans, Suppressions: suppressions}
-	}
-	planned, err := domain.DecideNotification(requested, planCommand(*plan, now))
+	plans, suppressions := planFor(requested.Request())
+	planned, err := domain.DecideNotification(requested, planCommand(domain.PlanDecision{Plans: plans, Suppressions: suppressions}, now))
 	if err != nil {
 		return nil, err
 	}
 	return append(events, planned...), nil
 }
 
-// planNow asks the planner about a request that is due now; nil for one
-// scheduled later (or invalid: decide reports that).
-func (h *SendHandler) planNow(ctx context.Context, req domain.NotificationRequest, now time.Time) (*domain.PlanDecision, error) {
-	if req.ScheduledAt != nil && now.Before(*req.ScheduledAt) {
-		return nil, nil
+// decideRequest decides req against state and returns the state the
+// decided events lead to. Deciding validates and normalizes the request,
+// once: the planner gets it from the state.
+func decideRequest(state domain.Notification, id domain.NotificationID, req domain.NotificationRequest, key string, now time.Time) (domain.Notification, []domain.Event, error) {
+	events, err := domain.DecideNotification(state, domain.RequestNotification{
+		ID: id, Request: req, IdempotencyKey: key, Now: now,
+	})
+	if err != nil || len(events) == 0 {
+		return state, events, err
 	}
-	if req.Validate(now) != nil {
-		return nil, nil
+	return evolveAll(state, events), events, nil
+}
+
+// due reports whether a request just decided (into events) is to be
+// planned now: planning a scheduled notification is the scheduler's job,
+// at scheduled_at, when the recipient's addresses are current.
+func due(requested domain.Notification, events []domain.Event, now time.Time) bool {
+	if len(events) == 0 {
+		return false
 	}
-	d, err := h.planner.Plan(ctx, req.Normalized(), now)
+	at := requested.ScheduledAt()
+	return at.IsZero() || !now.Before(at)
+}
+
+// planDue appends to events, those of a request just decided, its plan
+// from the planner when it is due now.
+func (h *SendHandler) planDue(ctx context.Context, requested domain.Notification, events []domain.Event, now time.Time) ([]domain.Event, error) {
+	if !due(requested, events, now) {
+		return events, nil
+	}
+	d, err := h.planner.Plan(ctx, requested.Request(), now)
 	if err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
 	}
-	return &d, nil
+	planned, err := domain.DecideNotification(requested, planCommand(d, now))
+	if err != nil {
+		return nil, err
+	}
+	return append(events, planned...), nil
 }
 
 // planFor resolves channels and addresses from the request alone (profiles,

@@ -136,12 +136,7 @@ func (h *SendBatchHandler) Handle(ctx context.Context, cmd SendBatch) (SendBatch
 			r.Err = err
 			continue
 		}
-		plan, err := h.send.planNow(ctx, req, now)
-		if err != nil {
-			r.Err = err
-			continue
-		}
-		events, err := decideSend(domain.Notification{}, id, req, item.IdempotencyKey, now, plan)
+		requested, events, err := decideRequest(domain.Notification{}, id, req, item.IdempotencyKey, now)
 		if err != nil {
 			if item.IdempotencyKey != "" {
 				// Perhaps a repeat: judged against the original, as a
@@ -150,6 +145,10 @@ func (h *SendBatchHandler) Handle(ctx context.Context, cmd SendBatch) (SendBatch
 				exists = append(exists, i)
 				continue
 			}
+			r.Err = err
+			continue
+		}
+		if events, err = h.send.planDue(ctx, requested, events, now); err != nil {
 			r.Err = err
 			continue
 		}
