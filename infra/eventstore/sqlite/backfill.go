@@ -40,14 +40,10 @@ type backfiller struct {
 }
 
 func startBackfiller(path string, opts Options) (*backfiller, error) {
-	db, err := sql.Open(driverName, dsn(path, false, opts.BusyTimeout))
+	db, err := openOne(path, opts)
 	if err != nil {
 		return nil, err
 	}
-	db.SetMaxOpenConns(1)
-	db.SetMaxIdleConns(1)
-	db.SetConnMaxLifetime(0)
-	db.SetConnMaxIdleTime(0)
 	b := &backfiller{db: db, interval: opts.BackfillInterval,
 		poke: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go b.run()

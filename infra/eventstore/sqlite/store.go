@@ -144,14 +144,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("open event log: %w", err)
 		}
 	}
-	writeDB, err := sql.Open(driverName, dsn(path, false, opts.BusyTimeout))
+	writeDB, err := openOne(path, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open event log: %w", err)
 	}
-	writeDB.SetMaxOpenConns(1)
-	writeDB.SetMaxIdleConns(1)
-	writeDB.SetConnMaxLifetime(0)
-	writeDB.SetConnMaxIdleTime(0)
 
 	readDB, err := sql.Open(driverName, dsn(path, true, opts.BusyTimeout))
 	if err != nil {
@@ -192,6 +188,20 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open event log: %w", err)
 	}
 	return s, nil
+}
+
+// openOne opens a pool of exactly one read-write connection, kept open for
+// the store's life: the writer's, and the backfiller's.
+func openOne(path string, opts Options) (*sql.DB, error) {
+	db, err := sql.Open(driverName, dsn(path, false, opts.BusyTimeout))
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	return db, nil
 }
 
 func (s *Store) closeDBs() {
