@@ -50,7 +50,8 @@ type RunnerOptions struct {
 // speed unchanged within the noise (interleaved runs). The price is
 // freshness when appends come one at a time, each just after the last
 // was applied: BenchmarkLiveLatency's p99 went from about 7 ms to about
-// 22 ms, within the 50 ms the views promise.
+// 22 ms, within the target issue 3 sets for the views: 50 ms at p99
+// under light load.
 const DefaultLinger = 20 * time.Millisecond
 
 // Runner feeds projections from the log: per projection, one goroutine

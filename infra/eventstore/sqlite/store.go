@@ -176,13 +176,18 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open event log: %w", err)
 	}
 	s.writer = w
+	// The writer holds a connection of writeDB's: closing writeDB leaves
+	// it open, so each failure below closes it too.
 	if opts.BackfillInterval > 0 {
 		if s.backfill, err = startBackfiller(path, opts); err != nil {
+			w.close()
 			s.closeDBs()
 			return nil, fmt.Errorf("open event log: %w", err)
 		}
 	}
 	if err := w.start(s.closing, s.writerEnd); err != nil {
+		<-s.writerEnd // the writer's goroutine let go of the connection
+		w.close()
 		s.backfill.close()
 		s.closeDBs()
 		return nil, fmt.Errorf("open event log: %w", err)
