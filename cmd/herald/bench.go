@@ -169,7 +169,7 @@ func benchRead(ctx context.Context, path string) (benchmark.ReadFigures, error) 
 // each run and drives it over HTTP with keep-alive connections.
 func benchAPI(ctx context.Context, dir string, runs int, d time.Duration, stdout, stderr io.Writer) error {
 	var sends, intake []benchmark.SendFigures
-	var batches []benchmark.BatchFigures
+	var batches, intakeBatches []benchmark.BatchFigures
 	for r := 0; r < runs; r++ {
 		base, stop, err := startRoles(ctx, allRoles, benchAPIArgs(dir, "api", r), os.Stderr)
 		if err != nil {
@@ -193,9 +193,10 @@ func benchAPI(ctx context.Context, dir string, runs int, d time.Duration, stdout
 			return err
 		}
 	}
-	// The same sends to a process that runs the api role alone, as a
-	// scaled-out deployment has it (herald api): intake without the
-	// projections, followers and dispatcher sharing its two cores.
+	// The same sends and batches to a process that runs the api role
+	// alone, as a scaled-out deployment has it (herald api): intake
+	// without the projections, followers and dispatcher sharing its two
+	// cores.
 	for r := 0; r < runs; r++ {
 		base, stop, err := startRoles(ctx, roleAPI, benchAPIArgs(dir, "intake", r), os.Stderr)
 		if err != nil {
@@ -206,6 +207,13 @@ func benchAPI(ctx context.Context, dir string, runs int, d time.Duration, stdout
 		if err == nil {
 			fmt.Fprintln(stderr, "run", r+1, f)
 			intake = append(intake, f)
+			var b benchmark.BatchFigures
+			b, err = benchmark.Batch(ctx, base, benchKey, 1000, 200000)
+			b.Role = "api"
+			if err == nil {
+				fmt.Fprintln(stderr, "run", r+1, b)
+				intakeBatches = append(intakeBatches, b)
+			}
 		}
 		if stopErr := stop(); err == nil {
 			err = stopErr
@@ -219,10 +227,15 @@ func benchAPI(ctx context.Context, dir string, runs int, d time.Duration, stdout
 	}
 	bySendRate(sends)
 	bySendRate(intake)
-	sort.Slice(batches, func(i, j int) bool { return batches[i].NotificationsPerSec < batches[j].NotificationsPerSec })
+	byBatchRate := func(bs []benchmark.BatchFigures) {
+		sort.Slice(bs, func(i, j int) bool { return bs[i].NotificationsPerSec < bs[j].NotificationsPerSec })
+	}
+	byBatchRate(batches)
+	byBatchRate(intakeBatches)
 	fmt.Fprintln(stdout, sends[len(sends)/2])
 	fmt.Fprintln(stdout, batches[len(batches)/2])
 	fmt.Fprintln(stdout, intake[len(intake)/2])
+	fmt.Fprintln(stdout, intakeBatches[len(intakeBatches)/2])
 	return nil
 }
 

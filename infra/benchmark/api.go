@@ -34,13 +34,19 @@ func (f SendFigures) String() string {
 
 // BatchFigures are the results of the api_batch workload.
 type BatchFigures struct {
+	// Role is as in SendFigures.
+	Role                string
 	ItemsPerRequest     int
 	Notifications       int
 	NotificationsPerSec float64
 }
 
 func (f BatchFigures) String() string {
-	return fmt.Sprintf("bench api_batch items_per_request=%d notifications_per_sec=%.0f", f.ItemsPerRequest, f.NotificationsPerSec)
+	role := ""
+	if f.Role != "" {
+		role = " role=" + f.Role
+	}
+	return fmt.Sprintf("bench api_batch%s items_per_request=%d notifications_per_sec=%.0f", role, f.ItemsPerRequest, f.NotificationsPerSec)
 }
 
 // Client returns an HTTP client that keeps enough idle connections open for
