@@ -43,16 +43,23 @@ type RunnerOptions struct {
 // views' WAL traffic, and its checkpoints, which the event log's fsyncs
 // waited behind on the one disk. No linger against 5 ms gave e2e delivery
 // at 2,000 notifications/s a p99 of 108, 113 and 140 ms against 58, 58
-// and 96 ms; api_send 7,655 and 6,535 requests/s against 9,367 and 7,999.
-// 5 ms against 20 ms: api_batch 35,574, 34,262, 33,195 and 37,350
-// notifications/s against 46,977, 40,762, 43,144 and 41,998; e2e at 2,000
-// notifications/s a p99 of 64 and 30 ms against 26 and 14 ms; e2e at full
-// speed unchanged within the noise (interleaved runs). The price is
-// freshness when appends come one at a time, each just after the last
-// was applied: BenchmarkLiveLatency's p99 went from about 7 ms to about
-// 22 ms, within the target issue 3 sets for the views: 50 ms at p99
-// under light load.
+// and 96 ms; 5 ms against 20 ms, 64 and 30 ms against 26 and 14 ms
+// (interleaved runs). The price is freshness when appends come one at a
+// time, each just after the last was applied: BenchmarkLiveLatency's p99
+// went from about 7 ms to about 22 ms, within the target issue 3 sets for
+// the views: 50 ms at p99 under light load.
 const DefaultLinger = 20 * time.Millisecond
+
+// lingerBelow: a projection lingers only after a batch smaller than this.
+// A larger one means appends come faster than it applies them, or that it
+// is behind (a subscription hands out at most 1,024 events at a time):
+// waiting then gathers nothing the next read would not get anyway, and
+// only caps how fast the projection can catch up. Lingering after every
+// batch capped a projection at 1,024 events per linger and apply, about
+// 35,000 events/s: under api_batch the views fell behind while they slept,
+// which the intake figure took for a gain (46,143 and 45,818
+// notifications/s against 32,504 and 33,465 with this bound, interleaved).
+const lingerBelow = 512
 
 // Runner feeds projections from the log: per projection, one goroutine
 // reads from the checkpoint in pages of BatchSize, applies each page with
@@ -433,7 +440,7 @@ func (p *projector) follow(ctx context.Context, cp eventstore.Position) error {
 		}
 		cp = b.Last()
 		p.advanced(p.name, cp)
-		if p.r.linger > 0 && len(b.Records()) < BatchSize {
+		if p.r.linger > 0 && len(b.Records()) < lingerBelow {
 			t := time.NewTimer(p.r.linger)
 			select {
 			case <-t.C:

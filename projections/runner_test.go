@@ -514,3 +514,58 @@ func TestOneRebuildAtATime(t *testing.T) {
 		t.Fatalf("failures after a cancelled rebuild = %+v, %v", fails, err)
 	}
 }
+
+// TestRunnerDoesNotLingerWhileBehind: a projection lingers after a small
+// batch, to gather the next, but not after a large one: that means it is
+// behind, and waiting would only slow its catching up. With a ten-minute
+// linger, a backlog of several subscription batches committed at once
+// must still be applied at once; lingering after every batch would stall
+// it after the first.
+func TestRunnerDoesNotLingerWhileBehind(t *testing.T) {
+	t.Parallel()
+	log := openLog(t)
+	views := openViews(t, filepath.Join(t.TempDir(), "views.db"), log)
+	r, err := projections.NewRunner(log, views, projections.RunnerOptions{Linger: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startRunner(t, r)
+	// The log is empty: every projection follows before the first batch
+	// arrives, so no linger has begun.
+	eventually(t, "the projections to follow", func() bool {
+		st, err := r.Status(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range st {
+			if s.CatchingUp {
+				return false
+			}
+		}
+		return true
+	})
+	streams := moreStreams("backlog", 800, viewstoretest.Base)
+	reqs := make([]eventstore.AppendRequest, len(streams))
+	events := 0
+	for i, s := range streams {
+		data := make([]eventstore.EventData, len(s.Events))
+		for j, e := range s.Events {
+			data[j] = viewstoretest.EventData(e)
+		}
+		reqs[i] = eventstore.AppendRequest{Stream: domain.NotificationStream(s.ID), Expected: eventstore.NoStream, Events: data}
+		events += len(data)
+	}
+	if events < 3*1024 {
+		t.Fatalf("%d events: want more than three subscription batches", events)
+	}
+	_, errs := log.AppendMany(context.Background(), reqs) // one commit
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the backlog applied without lingering", func() bool { return caughtUp(t, r) })
+	if n, err := views.Notification(context.Background(), streams[len(streams)-1].ID); err != nil || n.Status == "" {
+		t.Fatalf("last of the backlog: %+v, %v", n, err)
+	}
+}
