@@ -64,15 +64,21 @@ type Views struct {
 }
 
 // cachedStates bounds each projection's cache of states. A notification's
-// events reach the projections within seconds of each other (send,
-// attempt, outcome), so a recent window is what pays: the delivery backlog.
-// Past it, a state is folded from the log (FoldHistory). The cached states
-// are most of a serving process's live heap, and the collector's mark
-// phase grows with it: with 65,536 states each, api_send's heap reached
-// 700 MB live and marks took up to 1.4 s, against 450 MB and 0.7 s with
-// 16,384, for no throughput measured (e2e_webhook rate=max, api, three
-// interleaved rounds each; 256 attempts at once keep its backlog short).
-const cachedStates = 1 << 14
+// events reach the projections within moments of each other (send,
+// attempt, outcome: tens of milliseconds at 5,000 deliveries/s), so a
+// short recent window is what pays; past it, a state is folded from the
+// log (FoldHistory). The cached states are most of a serving process's
+// live heap, and every collection marks them all: with 16,384 states each
+// the heap reached 132 MB live 8 s into e2e_webhook at 2,000/s and a mark
+// phase of 244 ms held every delivery under way (the run's p99 was those
+// deliveries). 16,384 against 2,048, interleaved: that p99 45, 52, 38, 57,
+// 66 and 60 ms against 18, 22, 25, 38, 24 and 14 ms; e2e at full speed
+// 5,206 and 5,164 against 5,161 and 5,511 deliveries/s; api_batch 28,158
+// and 30,572 against 35,450 and 33,273 notifications/s; api_send 13,415
+// and 13,553 against 12,966 and 12,650 requests/s (within the noise).
+// (65,536 against 16,384 earlier: api_send's heap 700 MB against 450 MB
+// live, marks up to 1.4 s against 0.7 s.)
+const cachedStates = 1 << 11
 
 // statesOf returns the state cache of projection (or its shadow).
 func (v *Views) statesOf(projection string) *eventstore.StateCache[domain.NotificationID, domain.Notification] {
