@@ -7,15 +7,17 @@ import (
 
 // stateCacheSize bounds the notifications whose state the handlers keep
 // between commands. The dispatcher's attempt and outcome follow a send by
-// milliseconds to seconds, so a recent window is what pays; an older
-// notification's state is read from its stream. The states are a large
-// part of a serving process's live heap, whose size the collector's mark
-// phases grow with: 65,536 of them made the heap of the api benchmarks
-// 401 to 484 MB live, 16,384 made it 272 to 334 MB, and requests went
-// faster (api_send 10,014 / 10,017 / 10,399 requests/s against 10,578 /
-// 11,984 / 12,489; api_batch 25,165 / 29,996 / 27,120 notifications/s
-// against 28,946 / 34,010 / 33,966), with e2e_webhook unchanged.
-const stateCacheSize = 1 << 14
+// milliseconds, so a short recent window is what pays; an older
+// notification's state (a retry's, a receipt's, a resend's) is read from
+// its stream. The states are a large part of a serving process's live
+// heap, which every collection marks: 65,536 of them made the heap of the
+// api benchmarks 401 to 484 MB live, 16,384 made it 272 to 334 MB. 16,384
+// against 2,048, interleaved (the projections' caches at 2,048 too):
+// e2e_webhook at 2,000/s p99 20, 15, 51, 18, 29 and 15 ms against 16, 18,
+// 13, 13, 13 and 18 ms; api_send 10,393 and 12,238 requests/s against
+// 14,921 and 13,016; api_batch 24,406 and 31,496 notifications/s against
+// 33,621 and 36,922.
+const stateCacheSize = 1 << 11
 
 // stateCache keeps the latest state the handlers appended or loaded for a
 // notification, so the next command decides on it without reading the
