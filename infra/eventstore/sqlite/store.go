@@ -49,7 +49,13 @@ type Options struct {
 	// group commit (it waits at most half a recent commit's duration).
 	MaxCommitDelay time.Duration
 	// StreamCacheSize bounds the in-memory map of stream versions the writer
-	// keeps to avoid a lookup per append.
+	// keeps to avoid a lookup per append (default 65,536). Appends that
+	// create a stream need none (see lookupVersions), so what pays is the
+	// streams appended to again soon: a notification's attempt and outcome.
+	// Every stream name it holds is live heap that each collection marks:
+	// 150,000 sends made it 15 MB (the api benchmark's heap: 59 MB live
+	// against 46 MB with this default), and the old default of 1,048,576
+	// would have let it grow to some 100 MB in a long-running server.
 	StreamCacheSize int
 	// TailEvents is how many of the events it committed last the Store
 	// keeps in memory for ReadAll and subscriptions (default 32,768, about
@@ -77,7 +83,7 @@ func (o *Options) setDefaults() {
 		o.MaxCommitDelay = time.Millisecond
 	}
 	if o.StreamCacheSize <= 0 {
-		o.StreamCacheSize = 1 << 20
+		o.StreamCacheSize = 1 << 16
 	}
 	if o.BusyTimeout <= 0 {
 		o.BusyTimeout = 10 * time.Second
