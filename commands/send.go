@@ -162,7 +162,11 @@ func (h *SendHandler) resolveExisting(ctx context.Context, id domain.Notificatio
 			// recipient planned), not to this one.
 			return nil, errNoOriginal
 		}
-		return decideSend(state, id, cmd.Request, cmd.IdempotencyKey, now)
+		// Against an existing notification deciding yields no events
+		// (the same request) or a conflict: nothing to plan.
+		return domain.DecideNotification(state, domain.RequestNotification{
+			ID: id, Request: cmd.Request, IdempotencyKey: cmd.IdempotencyKey, Now: now,
+		})
 	})
 	if err != nil {
 		return SendResult{}, fmt.Errorf("send %s: %w", id, err)
@@ -183,24 +187,6 @@ func notificationIDFor(actor, key string, newID func() string) (domain.Notificat
 		}}}
 	}
 	return IdempotentNotificationID(actor, key), nil
-}
-
-// decideSend decides a request and, when it is due now, its delivery plan
-// from the request alone (planFor), so both land in one append: a
-// notification is never accepted without the plan it was due. The send
-// handlers decide the two steps themselves (decideRequest, planDue), to
-// ask the planner in between.
-func decideSend(state domain.Notification, id domain.NotificationID, req domain.NotificationRequest, key string, now time.Time) ([]domain.Event, error) {
-	requested, events, err := decideRequest(state, id, req, key, now)
-	if err != nil || !due(requested, events, now) {
-		return events, err
-	}
-	plans, suppressions := planFor(requested.Request())
-	planned, err := domain.DecideNotification(requested, planCommand(domain.PlanDecision{Plans: plans, Suppressions: suppressions}, now))
-	if err != nil {
-		return nil, err
-	}
-	return append(events, planned...), nil
 }
 
 // decideRequest decides req against state and returns the state the

@@ -34,11 +34,11 @@ const historyPage = 512
 // It fails when the log holds fewer than through events of the stream.
 func FoldHistory(ctx context.Context, h History, id domain.NotificationID, through uint64) (domain.Notification, error) {
 	n, last, err := fold(ctx, h, id, through)
-	if err == nil && last < through {
-		err = fmt.Errorf("fold %s from the log: the log holds %d events of its stream, the view has applied %d", id, last, through)
-	}
 	if err != nil {
 		return domain.Notification{}, err
+	}
+	if last < through {
+		return domain.Notification{}, fmt.Errorf("fold %s from the log: the log holds %d events of its stream, the view has applied %d", id, last, through)
 	}
 	return n, nil
 }
