@@ -244,6 +244,69 @@ func TestEventCodecErrors(t *testing.T) {
 	}
 }
 
+// TestRequestedPriority holds RequestedPriority to the priority
+// UnmarshalEvent decodes, including requests whose metadata and template
+// variables use the word "priority" themselves, and to UnmarshalEvent's
+// refusals.
+func TestRequestedPriority(t *testing.T) {
+	t.Parallel()
+	golden, err := os.ReadFile(filepath.Join("testdata", "events", domain.TypeNotificationRequested+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	datas := [][]byte{bytes.TrimSpace(golden)}
+	for _, p := range []domain.Priority{"", domain.PriorityHigh, domain.PriorityNormal, domain.PriorityLow} {
+		req := sampleEvents()[0].(domain.NotificationRequested)
+		req.Request.Priority = p
+		req.Request.Metadata = map[string]string{"priority": "high"}
+		req.Request.Template.Vars = map[string]any{"request": map[string]any{"priority": "low"}, "priority": "high"}
+		_, data, err := domain.MarshalEvent(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		datas = append(datas, data)
+	}
+	for _, data := range datas {
+		e, err := domain.UnmarshalEvent(domain.TypeNotificationRequested, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := e.(domain.NotificationRequested).Request.Priority
+		got, err := domain.RequestedPriority(data)
+		if err != nil || got != want {
+			t.Errorf("RequestedPriority(%s) = %q, %v; want %q", data, got, err, want)
+		}
+	}
+	// The golden file's request is high priority: the comparison above is
+	// not between two empty answers.
+	if got, _ := domain.RequestedPriority(datas[0]); got != domain.PriorityHigh {
+		t.Errorf("golden file priority %q, want high", got)
+	}
+
+	for _, tt := range []struct {
+		name, data string
+		want       error
+	}{
+		{"future schema", `{"schema_version":2,"request":{"priority":"high"}}`, domain.ErrUnsupportedSchema},
+		{"missing schema", `{"request":{"priority":"high"}}`, domain.ErrUnsupportedSchema},
+		{"not JSON", `nope`, nil},
+		{"wrong field type", `{"schema_version":1,"request":{"priority":7}}`, nil},
+		{"trailing data", `{"schema_version":1,"request":{"priority":"high"}} {}`, nil},
+	} {
+		p, err := domain.RequestedPriority([]byte(tt.data))
+		if err == nil || p != "" {
+			t.Errorf("%s: RequestedPriority = %q, %v; want an error", tt.name, p, err)
+			continue
+		}
+		if tt.want != nil && !errors.Is(err, tt.want) {
+			t.Errorf("%s: error %v, want %v", tt.name, err, tt.want)
+		}
+		if !strings.Contains(err.Error(), domain.TypeNotificationRequested) {
+			t.Errorf("%s: error %q does not name the type", tt.name, err)
+		}
+	}
+}
+
 // BenchmarkDecodeAndEvolveRequested is what a projection or a command does
 // with every NotificationRequested it reads: decode it and evolve a state
 // from it. The request is shaped like the api benchmarks' (two channels,
@@ -274,6 +337,33 @@ func BenchmarkDecodeAndEvolveRequested(b *testing.B) {
 		}
 		if n := domain.EvolveNotification(domain.Notification{}, e); n.Category() != "orders" {
 			b.Fatalf("evolved %+v", n)
+		}
+	}
+}
+
+// BenchmarkRequestedPriority reads the priority of the request
+// BenchmarkDecodeAndEvolveRequested decodes whole.
+func BenchmarkRequestedPriority(b *testing.B) {
+	_, data, err := domain.MarshalEvent(domain.NotificationRequested{
+		NotificationID: "ntf_bench",
+		Request: domain.NotificationRequest{
+			Recipient: domain.Recipient{ID: "user-1", Email: "user-1@example.com"},
+			Channels:  []domain.Channel{domain.ChannelEmail, domain.ChannelInApp},
+			Content:   &domain.Content{Subject: "Your order", Body: "Order A-17 has shipped."},
+			Priority:  domain.PriorityHigh,
+			Category:  "orders",
+			Metadata:  domain.Metadata{"order": "A-17", "tenant": "acme"},
+		},
+		IdempotencyKey: "key-1",
+		RequestedAt:    time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if p, err := domain.RequestedPriority(data); err != nil || p != domain.PriorityHigh {
+			b.Fatalf("RequestedPriority = %q, %v", p, err)
 		}
 	}
 }

@@ -20,9 +20,10 @@ const intakeTopic = "notification"
 const metaEventType = "type"
 
 // priorityCacheSize bounds the notifications whose priority the intake
-// remembers (a ring, oldest forgotten first). Planning events carry the
-// priority when it is not normal, so the cache only matters for events
-// written before they did, and for a retry seen after a restart of a
+// remembers, those of high and low priority (a ring, oldest forgotten
+// first). Planning events carry the priority when it is not normal, so the
+// cache only matters for retries, for events written before planning
+// events carried it, and for a retry seen after a restart of a
 // notification requested long before; those fall back to the normal lane
 // for their first attempt, and the attempt, which loads the notification,
 // re-queues any retry in the right one.
@@ -67,14 +68,23 @@ func (in *intake) handle(msg *message.Message) error {
 		return nil
 	}
 	nid := domain.NotificationID(id)
+	if typ == domain.TypeNotificationRequested {
+		// Only the lane: decoding the whole request was the largest part
+		// of the intake's work.
+		p, err := domain.RequestedPriority(msg.Payload)
+		if err != nil {
+			in.logger.Error("dispatcher intake: undecodable event skipped", "stream", stream, "type", typ, "err", err)
+			return nil
+		}
+		in.remember(nid, p)
+		return nil
+	}
 	e, err := domain.UnmarshalEvent(typ, msg.Payload)
 	if err != nil {
 		in.logger.Error("dispatcher intake: undecodable event skipped", "stream", stream, "type", typ, "err", err)
 		return nil
 	}
 	switch ev := e.(type) {
-	case domain.NotificationRequested:
-		in.remember(nid, ev.Request.Priority)
 	case domain.DeliveryPlanned:
 		in.queue(work{notification: nid, delivery: ev.DeliveryID, channel: ev.Channel, priority: in.priorityOr(nid, ev.Priority)})
 	case domain.ResendRequested:
@@ -102,9 +112,14 @@ func channelOf(id domain.DeliveryID) domain.Channel {
 	return ""
 }
 
+// remember keeps the priority of a notification that is not normal (the
+// one priority answers for a notification it does not know): most are
+// normal, and the cache then holds only the few that are not, instead of
+// a map entry for every notification seen lately (262,144 of them, live
+// heap that every garbage collection marked).
 func (in *intake) remember(id domain.NotificationID, p domain.Priority) {
-	if p == "" {
-		p = domain.PriorityNormal
+	if p == "" || p == domain.PriorityNormal {
+		return
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()

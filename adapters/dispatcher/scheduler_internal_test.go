@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"testing"
 	"time"
 
@@ -231,5 +232,53 @@ func TestIntakeTakesTheLaneFromThePlan(t *testing.T) {
 	}
 	if w, ok := s.next(context.Background(), domain.ChannelWebhook); !ok || w.notification != "n-high" || w.priority != domain.PriorityHigh {
 		t.Fatalf("first pick = %+v, want n-high in the high lane", w)
+	}
+}
+
+// A retry names no priority: the intake queues it in the lane of the
+// request it saw, and remembers only the requests that are not normal.
+func TestIntakeRetriesTakeTheRequestsLane(t *testing.T) {
+	t.Parallel()
+	s := newTestScheduler(time.Now)
+	in := newIntake(s, slog.New(slog.DiscardHandler), newDispatcherMetrics(prometheus.NewRegistry(), s))
+	feed := func(id domain.NotificationID, e domain.Event) {
+		t.Helper()
+		typ, data, err := domain.MarshalEvent(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := message.NewMessage(watermill.NewUUID(), data)
+		msg.Metadata.Set(metaEventType, typ)
+		msg.Metadata.Set("stream", string(domain.NotificationStream(id)))
+		if err := in.handle(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	due := time.Now().Add(-time.Second)
+	for _, p := range []domain.Priority{domain.PriorityHigh, domain.PriorityLow, domain.PriorityNormal, ""} {
+		id := domain.NotificationID("n-" + string(p))
+		feed(id, domain.NotificationRequested{NotificationID: id, RequestedAt: time.Now(),
+			Request: domain.NotificationRequest{Recipient: domain.Recipient{WebhookURL: "https://example.com/h"},
+				Channels: []domain.Channel{domain.ChannelWebhook}, Content: &domain.Content{Body: "x"}, Priority: p,
+				Metadata: domain.Metadata{"priority": "high"}}})
+		feed(id, domain.DeliveryRetryScheduled{DeliveryID: "webhook-1", NextAttempt: 2, DueAt: due})
+	}
+	if len(in.priorities) != 2 {
+		t.Errorf("the intake remembers %d priorities, want 2 (high and low): %v", len(in.priorities), in.priorities)
+	}
+	want := map[domain.NotificationID]domain.Priority{"n-high": domain.PriorityHigh, "n-low": domain.PriorityLow,
+		"n-normal": domain.PriorityNormal, "n-": domain.PriorityNormal}
+	got := map[domain.NotificationID]domain.Priority{}
+	for range want {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		w, ok := s.next(ctx, domain.ChannelWebhook)
+		cancel()
+		if !ok {
+			t.Fatalf("queued %v, want %d retries", got, len(want))
+		}
+		got[w.notification] = w.priority
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("retries queued in lanes %v, want %v", got, want)
 	}
 }
