@@ -16,8 +16,8 @@ const pageCacheSize = 4
 
 // pageCache shares what the projectors read from the log. Projections that
 // catch up together (a rebuild from zero, a restart) read and decode each
-// page once instead of once each; following live, projections that receive
-// the same run of events share one Batch too.
+// page once instead of once each. (Following live, they share the batches
+// of the live feed.)
 type pageCache struct {
 	mu      sync.Mutex
 	entries []*pageEntry // oldest first
@@ -27,7 +27,6 @@ type pageCache struct {
 
 type pageEntry struct {
 	after eventstore.Position
-	live  bool          // from a subscription, not a full ReadAll page
 	ready chan struct{} // closed once batch or err is set
 	batch *Batch
 	err   error
@@ -57,7 +56,7 @@ func (c *pageCache) remove(e *pageEntry) {
 func (c *pageCache) read(ctx context.Context, log Log, after eventstore.Position) (*Batch, error) {
 	c.mu.Lock()
 	for _, e := range c.entries {
-		if e.live || e.after != after {
+		if e.after != after {
 			continue
 		}
 		c.mu.Unlock()
@@ -99,7 +98,7 @@ func (c *pageCache) fill(ctx context.Context, log Log, e *pageEntry) {
 func (c *pageCache) prefetch(ctx context.Context, log Log, after eventstore.Position) {
 	c.mu.Lock()
 	for _, e := range c.entries {
-		if !e.live && e.after == after {
+		if e.after == after {
 			c.mu.Unlock()
 			return
 		}
@@ -121,22 +120,4 @@ func readPage(ctx context.Context, log Log, after eventstore.Position) (*Batch, 
 		return nil, err
 	}
 	return NewLogPage(after, evs), nil
-}
-
-// live returns the Batch of events a subscription returned after after: the
-// one another projector received for the very same run, or a new one.
-func (c *pageCache) live(after eventstore.Position, evs []eventstore.RecordedEvent) *Batch {
-	last := evs[len(evs)-1].Position
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, e := range c.entries {
-		if e.live && e.after == after && len(e.batch.events) == len(evs) && e.batch.Last() == last {
-			return e.batch
-		}
-	}
-	b := NewLogPage(after, evs)
-	ready := make(chan struct{})
-	close(ready)
-	c.addLocked(&pageEntry{after: after, live: true, ready: ready, batch: b})
-	return b
 }

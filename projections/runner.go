@@ -30,9 +30,9 @@ type RunnerOptions struct {
 	// RetryDelay is the first wait before retrying a failed projection
 	// (default 100ms); MaxRetryDelay caps the doubling (default 10s).
 	RetryDelay, MaxRetryDelay time.Duration
-	// Linger is how long a projection following live appends waits after
-	// applying a batch before it takes the next (DefaultLinger when 0;
-	// negative: not at all). See DefaultLinger.
+	// Linger is how long the live feed waits after reading a small batch
+	// before it reads the next (DefaultLinger when 0; negative: not at
+	// all). See DefaultLinger.
 	Linger time.Duration
 }
 
@@ -50,9 +50,10 @@ type RunnerOptions struct {
 // the views: 50 ms at p99 under light load.
 const DefaultLinger = 20 * time.Millisecond
 
-// lingerBelow: a projection lingers only after a batch smaller than this.
-// A larger one means appends come faster than it applies them, or that it
-// is behind (a subscription hands out at most 1,024 events at a time):
+// lingerBelow: the live feed lingers only after a batch smaller than this.
+// A larger one means appends come faster than the projections apply them,
+// or that they are behind (a subscription hands out at most 1,024 events
+// at a time):
 // waiting then gathers nothing the next read would not get anyway, and
 // only caps how fast the projection can catch up. Lingering after every
 // batch capped a projection at 1,024 events per linger and apply, about
@@ -63,8 +64,9 @@ const lingerBelow = 512
 
 // Runner feeds projections from the log: per projection, one goroutine
 // reads from the checkpoint in pages of BatchSize, applies each page with
-// its checkpoint in one Store.Apply, then follows live appends through a
-// subscription. It is the single writer of each projection.
+// its checkpoint in one Store.Apply, then follows live appends through the
+// subscription the projections share (liveFeed). It is the single writer
+// of each projection.
 type Runner struct {
 	log   Log
 	store Store
@@ -77,6 +79,7 @@ type Runner struct {
 
 	batches BatchStore // the store as a BatchStore, or nil
 	pages   pageCache
+	feed    *liveFeed // set by Run, before the projectors start
 
 	mu      sync.Mutex
 	running context.Context // set by Run; rebuilds started by StartRebuild live in it
@@ -165,6 +168,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r.running = ctx
+	r.feed = newLiveFeed(ctx, r.log, r.linger)
 	r.mu.Unlock()
 
 	var wg sync.WaitGroup
@@ -174,6 +178,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	r.pages.prefetches.Wait()
+	r.feed.close()
 	return nil
 }
 
@@ -390,15 +395,11 @@ func (p *projector) advanced(target string, pos eventstore.Position) {
 	}
 }
 
-// follow applies live batches from a subscription starting after cp. It
-// returns nil (to be called again from the current checkpoint) after a
-// rebuild was swapped in, or when ctx ends.
+// follow applies the live feed's batches from cp on (pages of the log while
+// it is behind what the feed holds). It returns nil (to be called again
+// from the current checkpoint) after a rebuild was swapped in, or when ctx
+// ends.
 func (p *projector) follow(ctx context.Context, cp eventstore.Position) error {
-	sub, err := p.r.log.Subscribe(ctx, cp)
-	if err != nil {
-		return err
-	}
-	defer sub.Close()
 	for {
 		p.mu.Lock()
 		if h := p.handoff; h != nil {
@@ -411,7 +412,7 @@ func (p *projector) follow(ctx context.Context, cp eventstore.Position) error {
 		p.interrupt = cancel
 		p.mu.Unlock()
 
-		evs, err := sub.Next(waitCtx)
+		b, err := p.r.feed.next(waitCtx, cp)
 		interrupted := err != nil && waitCtx.Err() != nil
 		cancel()
 		p.mu.Lock()
@@ -421,8 +422,8 @@ func (p *projector) follow(ctx context.Context, cp eventstore.Position) error {
 		case ctx.Err() != nil:
 			return nil
 		case interrupted:
-			// Interrupted for a handoff: the subscription may be mid-read,
-			// so resume from a fresh one after the swap.
+			// Interrupted for a handoff: swap, then follow again from
+			// the checkpoint the swap leaves.
 			p.mu.Lock()
 			h := p.handoff
 			p.handoff = nil
@@ -434,20 +435,20 @@ func (p *projector) follow(ctx context.Context, cp eventstore.Position) error {
 		case err != nil:
 			return err
 		}
-		b := p.r.pages.live(cp, evs)
+		if b == nil {
+			// Behind what the feed holds: a page of the log.
+			if b, err = p.r.pages.read(ctx, p.r.log, cp); err != nil {
+				return err
+			}
+			if len(b.Records()) == 0 {
+				return fmt.Errorf("follow %s: the log holds nothing after %d, behind the live feed", p.name, cp)
+			}
+		}
 		if err := p.r.apply(ctx, p.name, b); err != nil {
 			return err
 		}
 		cp = b.Last()
 		p.advanced(p.name, cp)
-		if p.r.linger > 0 && len(b.Records()) < lingerBelow {
-			t := time.NewTimer(p.r.linger)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-			}
-		}
 	}
 }
 

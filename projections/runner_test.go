@@ -569,3 +569,84 @@ func TestRunnerDoesNotLingerWhileBehind(t *testing.T) {
 		t.Fatalf("last of the backlog: %+v, %v", n, err)
 	}
 }
+
+// recordingStore applies through the SQLite views, holding each
+// projection back by its own delay, and records the batches each applied.
+type recordingStore struct {
+	*viewsqlite.Views
+	delay map[string]time.Duration
+
+	mu      sync.Mutex
+	applied map[string][]*projections.Batch
+}
+
+func (s *recordingStore) ApplyBatch(ctx context.Context, projection string, b *projections.Batch, cp eventstore.Position) error {
+	time.Sleep(s.delay[projection])
+	s.mu.Lock()
+	s.applied[projection] = append(s.applied[projection], b)
+	s.mu.Unlock()
+	return s.Views.ApplyBatch(ctx, projection, b, cp)
+}
+
+// Projections following the log apply the very same batches, however
+// unevenly fast they apply them (within the linger): each run of events is
+// read, decoded and folded once for all of them (the live feed). With a
+// subscription each, the slow projection's batches began and ended
+// elsewhere than the others', and few were shared.
+func TestFollowingProjectionsShareTheirBatches(t *testing.T) {
+	t.Parallel()
+	log := openLog(t)
+	store := &recordingStore{
+		Views:   openViews(t, filepath.Join(t.TempDir(), "views.db"), log),
+		delay:   map[string]time.Duration{projections.ProjectionInbox: 15 * time.Millisecond},
+		applied: map[string][]*projections.Batch{},
+	}
+	r, err := projections.NewRunner(log, store, projections.RunnerOptions{Linger: projections.DefaultLinger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startRunner(t, r)
+	eventually(t, "the projections to follow", func() bool {
+		st, err := r.Status(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range st {
+			if s.CatchingUp {
+				return false
+			}
+		}
+		return true
+	})
+	streams := moreStreams("shared", 60, viewstoretest.Base)
+	for _, s := range streams {
+		appendStreams(t, log, s)
+		time.Sleep(2 * time.Millisecond) // appends that come one at a time
+	}
+	eventually(t, "every projection to catch up", func() bool { return caughtUp(t, r) })
+
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	slow := store.applied[projections.ProjectionInbox]
+	if len(slow) == 0 {
+		t.Fatal("the inbox applied nothing")
+	}
+	for _, p := range projections.Names() {
+		got := store.applied[p]
+		if len(got) != len(slow) {
+			t.Errorf("%s applied %d batches, the inbox %d: they did not share them", p, len(got), len(slow))
+			continue
+		}
+		for i := range got {
+			if got[i] != slow[i] {
+				t.Errorf("%s's batch %d (events after %d) is not the inbox's", p, i, first(got[i]))
+				break
+			}
+		}
+	}
+}
+
+func first(b *projections.Batch) eventstore.Position {
+	after, _ := b.Page()
+	return after
+}
