@@ -52,6 +52,7 @@ func (d *Dispatcher) attempt(msg *message.Message) error {
 	}
 
 	w.priority = claim.Notification.Priority() // the ledger's, not the lane guess
+	d.sched.learn(w, claim.Delivery.Address())
 	cc := d.cfg.Channels[w.channel]
 	if n := retryCount(claim.Delivery, claim.Attempt, false); n > cc.Retry.MaxAttempts {
 		// Only taking over attempts whose worker died (their leases ran

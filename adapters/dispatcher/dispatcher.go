@@ -44,6 +44,14 @@ type ChannelConfig struct {
 	// Concurrency is how many attempts on the channel run at once.
 	// Default 32.
 	Concurrency int
+	// AddressConcurrency is how many of them may go to one address at
+	// once on the channels whose every address is an account of its own
+	// (webhook, Slack, DingTalk, WeCom, web push): a receiver that hangs
+	// until its timeout then holds that many workers, not all of them.
+	// Default Concurrency/8 (at least 1). The other channels send every
+	// delivery to one provider account, which Concurrency bounds: they
+	// ignore it.
+	AddressConcurrency int
 	// Rate is the most attempts per second the channel (its provider
 	// account) may start; 0 means no limit. Burst defaults to Rate.
 	Rate  float64
@@ -120,6 +128,12 @@ func (c *Config) setDefaults() {
 		if cc.Concurrency == 0 {
 			cc.Concurrency = 32
 		}
+		switch {
+		case !addressScoped[ch]:
+			cc.AddressConcurrency = 0
+		case cc.AddressConcurrency == 0:
+			cc.AddressConcurrency = max(1, cc.Concurrency/8)
+		}
 		if cc.Burst == 0 {
 			cc.Burst = max(1, int(cc.Rate))
 		}
@@ -169,6 +183,9 @@ func (c Config) Validate() error {
 		if cc.Concurrency < 1 || cc.Rate < 0 || cc.Timeout <= 0 {
 			errs = append(errs, fmt.Errorf("channel %s: concurrency must be ≥ 1, rate ≥ 0, timeout > 0", ch))
 		}
+		if cc.AddressConcurrency < 0 {
+			errs = append(errs, fmt.Errorf("channel %s: address concurrency %d must be ≥ 1, or 0 for the default", ch, cc.AddressConcurrency))
+		}
 		if cc.Timeout >= c.Lease {
 			errs = append(errs, fmt.Errorf("channel %s: timeout %s must be shorter than the lease %s", ch, cc.Timeout, c.Lease))
 		}
@@ -209,15 +226,15 @@ func New(cfg Config) (*Dispatcher, error) {
 		return nil, fmt.Errorf("new dispatcher: %w", err)
 	}
 	d := &Dispatcher{cfg: cfg, logger: cfg.Logger, limits: map[domain.Channel]*limiter{}}
-	conc := map[domain.Channel]int{}
+	conc, perAddress := map[domain.Channel]int{}, map[domain.Channel]int{}
 	var chans []domain.Channel
 	for ch, cc := range cfg.Channels {
 		chans = append(chans, ch)
-		conc[ch] = cc.Concurrency
+		conc[ch], perAddress[ch] = cc.Concurrency, cc.AddressConcurrency
 		d.limits[ch] = newLimiter(cc.Rate, cc.Burst)
 	}
 	slices.Sort(chans)
-	d.sched = newScheduler(cfg.Clock, cfg.Weights, chans, d.limits)
+	d.sched = newScheduler(cfg.Clock, cfg.Weights, chans, d.limits, perAddress)
 	d.lanes = newLaneSubscriber(d.sched, conc, cfg.NackDelay, watermill.NewSlogLogger(cfg.Logger))
 	d.metrics = newDispatcherMetrics(cfg.Registerer, d.sched)
 	d.intake = newIntake(d.sched, cfg.Logger, d.metrics)

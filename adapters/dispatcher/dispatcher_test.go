@@ -595,3 +595,67 @@ func TestAbandonedAttemptsUseUpTheBudget(t *testing.T) {
 			n.Status(), d.Attempts(), total, d.LastError(), types)
 	}
 }
+
+// A receiver that hangs holds at most AddressConcurrency of the channel's
+// workers: the others keep delivering to every other address meanwhile,
+// and the hung one gets its deliveries once it answers again.
+func TestAHungReceiverHoldsOnlyItsShareOfTheWorkers(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	const hung = "https://hung.example.com/hook"
+	release := make(chan struct{})
+	var inFlight, most atomic.Int32
+	s := newSink()
+	s.fail = func(m channel.Message) error {
+		if m.Address != hung {
+			return nil
+		}
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for {
+			if old := most.Load(); n <= old || most.CompareAndSwap(old, n) {
+				break
+			}
+		}
+		<-release
+		return nil
+	}
+	r.run(r.dispatcher(map[domain.Channel]dispatcher.ChannelConfig{domain.ChannelWebhook: {
+		Sender: s, Concurrency: 4, AddressConcurrency: 2,
+		Retry: dispatcher.RetryPolicy{MaxAttempts: 3, Initial: 10 * time.Millisecond, Max: time.Second},
+	}}))
+	toHung := webhookRequest(domain.PriorityNormal)
+	toHung.Recipient.WebhookURL = hung
+	var hungIDs, otherIDs []domain.NotificationID
+	for range 10 {
+		hungIDs = append(hungIDs, r.send(toHung))
+	}
+	waitFor(t, 10*time.Second, "attempts hanging at the hung receiver", func() bool { return inFlight.Load() >= 2 })
+	for i := range 8 {
+		req := webhookRequest(domain.PriorityNormal)
+		req.Recipient.WebhookURL = fmt.Sprintf("https://ok.example.com/hook/%d", i%2)
+		otherIDs = append(otherIDs, r.send(req))
+	}
+	delivered := func(ids []domain.NotificationID) func() bool {
+		return func() bool {
+			for _, id := range ids {
+				if n, _ := r.load(id); n.Status() != domain.StatusDelivered {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	waitFor(t, 10*time.Second, "the other receivers' deliveries while one hangs", delivered(otherIDs))
+	if n := inFlight.Load(); n != 2 {
+		t.Errorf("%d attempts at the hung receiver, want 2 (its cap)", n)
+	}
+	close(release)
+	waitFor(t, 10*time.Second, "the hung receiver's deliveries once it answers", delivered(hungIDs))
+	if n := most.Load(); n != 2 {
+		t.Errorf("at most %d attempts at once at the hung receiver, want 2", n)
+	}
+	if unique, total := s.count(); unique != 18 || total != 18 {
+		t.Errorf("sink got %d deliveries (%d distinct), want 18 once each", total, unique)
+	}
+}

@@ -12,7 +12,12 @@
 // handler on a watermill Router (correlation id, recoverer, timeout and
 // Prometheus middleware); the subscriber hands a channel at most its
 // Concurrency deliveries at a time, and a token bucket per channel enforces
-// its Rate. A provider's 429 or Retry-After pauses that channel only.
+// its Rate. On the channels where every address is an account of its own
+// (a webhook endpoint, a chat robot, a push subscription) at most
+// AddressConcurrency of them go to one address at once, so a receiver that
+// hangs holds only that share of the workers, and a provider's 429 or
+// Retry-After pauses that address only; on the other channels it pauses
+// the channel.
 //
 // An attempt is: StartAttempt through commands (DeliveryAttempted with a
 // lease: another worker may take over only after it ends), Send with the

@@ -86,10 +86,12 @@ func (in *intake) handle(msg *message.Message) error {
 	}
 	switch ev := e.(type) {
 	case domain.DeliveryPlanned:
-		in.queue(work{notification: nid, delivery: ev.DeliveryID, channel: ev.Channel, priority: in.priorityOr(nid, ev.Priority)})
+		in.queue(work{notification: nid, delivery: ev.DeliveryID, channel: ev.Channel, priority: in.priorityOr(nid, ev.Priority),
+			address: ev.Address})
 	case domain.ResendRequested:
 		for _, r := range ev.Deliveries {
-			in.queue(work{notification: nid, delivery: r.DeliveryID, channel: r.Channel, priority: in.priorityOr(nid, ev.Priority)})
+			in.queue(work{notification: nid, delivery: r.DeliveryID, channel: r.Channel, priority: in.priorityOr(nid, ev.Priority),
+				address: r.Address})
 		}
 	case domain.DeliveryRetryScheduled:
 		in.queue(work{notification: nid, delivery: ev.DeliveryID, channel: channelOf(ev.DeliveryID), priority: in.priority(nid), due: ev.DueAt})

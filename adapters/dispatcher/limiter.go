@@ -54,6 +54,18 @@ func (l *limiter) reserve(now time.Time) time.Duration {
 	return time.Duration((1 - l.tokens) / l.rate * float64(time.Second))
 }
 
+// refund gives back the token of a reserve whose attempt did not start.
+func (l *limiter) refund() {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	if l.rate > 0 {
+		l.tokens = min(l.burst, l.tokens+1)
+	}
+	l.mu.Unlock()
+}
+
 // pause stops the channel until until (a later pause extends it, an
 // earlier one does not shorten it).
 func (l *limiter) pause(until time.Time) {

@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
 	"sync"
@@ -16,6 +17,10 @@ type work struct {
 	channel      domain.Channel
 	priority     domain.Priority
 	due          time.Time // zero: now
+	// address is where the delivery goes, when known (from its plan, or
+	// learnt from an attempt): on channels with a cap per address, work
+	// without one is not counted against any.
+	address string
 }
 
 func (w work) key() string { return w.notification.DeliveryKey(w.delivery) }
@@ -58,10 +63,14 @@ type scheduler struct {
 
 type held struct {
 	running bool
-	again   *work // news that arrived while running
+	again   *work  // news that arrived while running
+	address string // learnt from an attempt, for the work after it
 }
 
-func newScheduler(clock func() time.Time, weights LaneWeights, channels []domain.Channel, limits map[domain.Channel]*limiter) *scheduler {
+// newScheduler returns a scheduler of channels; limits are their rate
+// limits and perAddress their caps on attempts at once to one address
+// (missing or 0: none).
+func newScheduler(clock func() time.Time, weights LaneWeights, channels []domain.Channel, limits map[domain.Channel]*limiter, perAddress map[domain.Channel]int) *scheduler {
 	s := &scheduler{
 		clock:    clock,
 		weights:  weights,
@@ -70,7 +79,8 @@ func newScheduler(clock func() time.Time, weights LaneWeights, channels []domain
 		wake:     make(chan struct{}, 1),
 	}
 	for _, c := range channels {
-		s.channels[c] = &channelQueue{signal: make(chan struct{}, 1), limit: limits[c]}
+		s.channels[c] = &channelQueue{signal: make(chan struct{}, 1), limit: limits[c], perAddress: perAddress[c],
+			running: map[string]int{}, parked: map[string]*laneSet{}}
 	}
 	return s
 }
@@ -110,8 +120,7 @@ func (s *scheduler) placeLocked(q *channelQueue, w work) {
 		}
 		return
 	}
-	q.lanes[lane(w.priority)].push(w)
-	q.notify()
+	q.enqueue(w)
 }
 
 // next blocks until channel c has a due delivery that its rate limit lets
@@ -139,16 +148,20 @@ func (s *scheduler) next(ctx context.Context, c domain.Channel) (work, bool) {
 				}
 				continue
 			}
-			w := q.pick(s.weights)
-			if h := s.held[w.key()]; h != nil {
-				h.running = true
+			if w, ok := q.take(s.weights); ok {
+				if h := s.held[w.key()]; h != nil {
+					h.running = true
+				}
+				more := q.ready() > 0
+				s.mu.Unlock()
+				if more {
+					q.notify() // hand the next one to another worker
+				}
+				return w, true
 			}
-			more := q.ready() > 0
-			s.mu.Unlock()
-			if more {
-				q.notify() // hand the next one to another worker
-			}
-			return w, true
+			// Every delivery due went to an address at its cap: wait for
+			// one of their attempts to end (release) or for new work.
+			q.limit.refund()
 		}
 		s.mu.Unlock()
 		select {
@@ -165,6 +178,10 @@ func (s *scheduler) next(ctx context.Context, c domain.Channel) (work, bool) {
 func (s *scheduler) done(w work, retry *work) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	q := s.channels[w.channel]
+	if q != nil {
+		q.release(w, s.weights)
+	}
 	k := w.key()
 	h := s.held[k]
 	if h == nil {
@@ -178,8 +195,22 @@ func (s *scheduler) done(w work, retry *work) {
 		delete(s.held, k)
 		return
 	}
+	if next.address == "" {
+		next.address = cmp.Or(w.address, h.address)
+	}
 	h.running, h.again = false, nil
-	s.placeLocked(s.channels[w.channel], *next)
+	s.placeLocked(q, *next)
+}
+
+// learn records the address of a running delivery, which an attempt read
+// from the ledger, for the work that follows it (a retry) when that work
+// names none: work recovered at start does not know its address.
+func (s *scheduler) learn(w work, address string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h := s.held[w.key()]; h != nil {
+		h.address = address
+	}
 }
 
 // run moves deliveries from the timer heap to their lanes as they fall due,
@@ -192,8 +223,7 @@ func (s *scheduler) run(ctx context.Context) {
 		now := s.clock()
 		for len(s.delayed) > 0 && !s.delayed[0].due.After(now) {
 			w := heap.Pop(&s.delayed).(work)
-			s.channels[w.channel].lanes[lane(w.priority)].push(w)
-			s.channels[w.channel].notify()
+			s.channels[w.channel].enqueue(w)
 		}
 		wait := time.Hour
 		if len(s.delayed) > 0 {
@@ -233,7 +263,11 @@ func (s *scheduler) backlog() (ready map[domain.Channel][3]int, delayed int) {
 	defer s.mu.Unlock()
 	ready = make(map[domain.Channel][3]int, len(s.channels))
 	for c, q := range s.channels {
-		ready[c] = [3]int{q.lanes[0].len(), q.lanes[1].len(), q.lanes[2].len()}
+		var n [3]int
+		for i := range n {
+			n[i] = q.lanes[i].len() + q.parkedN[i]
+		}
+		ready[c] = n
 	}
 	return ready, len(s.delayed)
 }
@@ -251,10 +285,28 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 // channelQueue is one channel's three lanes.
 type channelQueue struct {
+	laneSet
+	signal chan struct{} // capacity 1: wakes one waiting worker
+	limit  *limiter      // nil: unlimited
+	// perAddress caps the attempts running at once to one address (0: no
+	// cap). Due work taken from a lane while its address is at the cap
+	// waits in lanes of that address's own, and goes back to the
+	// channel's lanes one at a time as that address's attempts end,
+	// picked from its lanes as the channel's are: a receiver that hangs
+	// holds at most perAddress of the channel's workers, the others keep
+	// delivering to everyone else, and a high-priority delivery to a busy
+	// address still overtakes that address's low-priority backlog.
+	perAddress int
+	running    map[string]int      // attempts under way per capped address
+	parked     map[string]*laneSet // per address at its cap
+	parkedN    [3]int              // parked work per lane
+}
+
+// laneSet is three priority lanes, taken from by smooth weighted round
+// robin.
+type laneSet struct {
 	lanes   [3]fifo
-	current [3]int        // smooth weighted round robin state
-	signal  chan struct{} // capacity 1: wakes one waiting worker
-	limit   *limiter      // nil: unlimited
+	current [3]int // smooth weighted round robin state
 }
 
 func (q *channelQueue) notify() {
@@ -264,28 +316,97 @@ func (q *channelQueue) notify() {
 	}
 }
 
-func (q *channelQueue) ready() int { return q.lanes[0].len() + q.lanes[1].len() + q.lanes[2].len() }
+func (q *channelQueue) ready() int { return q.laneSet.len() }
+
+func (l *laneSet) len() int { return l.lanes[0].len() + l.lanes[1].len() + l.lanes[2].len() }
+
+func (l *laneSet) push(w work) { l.lanes[lane(w.priority)].push(w) }
+
+// take picks the next delivery whose address may start another attempt,
+// parking those whose address is at its cap, and counts it running.
+func (q *channelQueue) take(weights LaneWeights) (work, bool) {
+	for q.ready() > 0 {
+		w := q.pick(weights)
+		if !q.capped(w) {
+			return w, true
+		}
+		if q.running[w.address] < q.perAddress {
+			q.running[w.address]++
+			return w, true
+		}
+		q.park(w)
+	}
+	return work{}, false
+}
+
+// enqueue makes w due: in its lane, or parked with the work already
+// parked for its address, so that it does not overtake the deliveries to
+// that address that fell due before it in its lane.
+func (q *channelQueue) enqueue(w work) {
+	if q.capped(w) && q.parked[w.address] != nil {
+		q.park(w)
+		return
+	}
+	q.push(w)
+	q.notify()
+}
+
+func (q *channelQueue) park(w work) {
+	l := q.parked[w.address]
+	if l == nil {
+		l = &laneSet{}
+		q.parked[w.address] = l
+	}
+	l.push(w)
+	q.parkedN[lane(w.priority)]++
+}
+
+func (q *channelQueue) capped(w work) bool { return q.perAddress > 0 && w.address != "" }
+
+// release ends an attempt take counted: its address may start another, and
+// the delivery its parked lanes give up next goes back to the channel's.
+func (q *channelQueue) release(w work, weights LaneWeights) {
+	if !q.capped(w) {
+		return
+	}
+	if n := q.running[w.address] - 1; n > 0 {
+		q.running[w.address] = n
+	} else {
+		delete(q.running, w.address)
+	}
+	l := q.parked[w.address]
+	if l == nil {
+		return
+	}
+	p := l.pick(weights)
+	if l.len() == 0 {
+		delete(q.parked, w.address)
+	}
+	q.parkedN[lane(p.priority)]--
+	q.push(p)
+	q.notify()
+}
 
 // pick takes from the lane that smooth weighted round robin chooses among
 // the non-empty ones. The caller made sure one is non-empty.
-func (q *channelQueue) pick(weights LaneWeights) work {
+func (l *laneSet) pick(weights LaneWeights) work {
 	best, total := -1, 0
-	for i := range q.lanes {
-		if q.lanes[i].len() == 0 {
+	for i := range l.lanes {
+		if l.lanes[i].len() == 0 {
 			continue
 		}
-		q.current[i] += weights[i]
+		l.current[i] += weights[i]
 		total += weights[i]
-		if best < 0 || q.current[i] > q.current[best] {
+		if best < 0 || l.current[i] > l.current[best] {
 			best = i
 		}
 	}
-	q.current[best] -= total
+	l.current[best] -= total
 	// A lane that empties forgets its credit, so a burst arriving later
 	// does not get a head start over the lanes that kept working.
-	w := q.lanes[best].pop()
-	if q.lanes[best].len() == 0 {
-		q.current[best] = 0
+	w := l.lanes[best].pop()
+	if l.lanes[best].len() == 0 {
+		l.current[best] = 0
 	}
 	return w
 }

@@ -16,7 +16,7 @@ import (
 )
 
 func newTestScheduler(clock func() time.Time) *scheduler {
-	return newScheduler(clock, DefaultLaneWeights, []domain.Channel{domain.ChannelWebhook}, nil)
+	return newScheduler(clock, DefaultLaneWeights, []domain.Channel{domain.ChannelWebhook}, nil, nil)
 }
 
 func item(i int, p domain.Priority) work {
@@ -80,7 +80,7 @@ func TestHeldOnceAndRetryNewsKept(t *testing.T) {
 
 func TestDelayedWorkBecomesDue(t *testing.T) {
 	t.Parallel()
-	s := newScheduler(time.Now, DefaultLaneWeights, []domain.Channel{domain.ChannelWebhook}, nil)
+	s := newScheduler(time.Now, DefaultLaneWeights, []domain.Channel{domain.ChannelWebhook}, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	go s.run(ctx)
@@ -280,5 +280,76 @@ func TestIntakeRetriesTakeTheRequestsLane(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("retries queued in lanes %v, want %v", got, want)
+	}
+}
+
+// Work for an address at its cap waits, in order, while work for other
+// addresses goes ahead; each attempt that ends lets the next one through,
+// and a retry keeps counting against its address.
+func TestAddressCapParksWorkInOrder(t *testing.T) {
+	t.Parallel()
+	s := newScheduler(time.Now, DefaultLaneWeights, []domain.Channel{domain.ChannelWebhook}, nil,
+		map[domain.Channel]int{domain.ChannelWebhook: 2})
+	at := func(i int, addr string) work {
+		w := item(i, domain.PriorityNormal)
+		w.address = addr
+		return w
+	}
+	for i := range 5 {
+		s.add(at(i, "https://a.example.com"))
+	}
+	s.add(at(5, "https://b.example.com"))
+	s.add(item(6, domain.PriorityNormal)) // no address known: not capped
+	take := func() work {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		w, ok := s.next(ctx, domain.ChannelWebhook)
+		if !ok {
+			t.Fatal("no work")
+		}
+		return w
+	}
+	var got []domain.NotificationID
+	running := map[domain.NotificationID]work{}
+	for range 4 {
+		w := take()
+		got = append(got, w.notification)
+		running[w.notification] = w
+	}
+	want := []domain.NotificationID{"n000000", "n000001", "n000005", "n000006"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("taken %v, want %v (two for a, then the others)", got, want)
+	}
+	if ready, _ := s.backlog(); ready[domain.ChannelWebhook] != [3]int{0, 3, 0} {
+		t.Errorf("backlog %v, want the three parked deliveries of a in the normal lane", ready[domain.ChannelWebhook])
+	}
+	// n000000's attempt ends with a retry due now: it waits behind a's
+	// parked deliveries, and still counts against a.
+	retry := running["n000000"]
+	s.done(retry, &work{notification: retry.notification, delivery: retry.delivery, channel: retry.channel, priority: retry.priority})
+	if w := take(); w.notification != "n000002" {
+		t.Fatalf("after one of a's attempts ended, took %s, want n000002", w.notification)
+	}
+	s.done(running["n000001"], nil)
+	if w := take(); w.notification != "n000003" {
+		t.Fatalf("took %s, want n000003", w.notification)
+	}
+	s.mu.Lock()
+	q := s.channels[domain.ChannelWebhook]
+	n, parked := q.running["https://a.example.com"], q.parked["https://a.example.com"].len()
+	s.mu.Unlock()
+	if n != 2 || parked != 2 {
+		t.Errorf("a has %d attempts running and %d parked, want 2 and 2 (n000004 and the retry)", n, parked)
+	}
+	// A high-priority delivery to a overtakes a's parked normal ones.
+	high := at(7, "https://a.example.com")
+	high.priority = domain.PriorityHigh
+	s.add(high)
+	s.done(running["n000005"], nil) // b's attempt: frees nothing of a's
+	s.done(work{notification: "n000002", delivery: "webhook-1", channel: domain.ChannelWebhook, priority: domain.PriorityNormal,
+		address: "https://a.example.com"}, nil)
+	if w := take(); w.notification != "n000007" {
+		t.Fatalf("took %s, want the high-priority n000007", w.notification)
 	}
 }

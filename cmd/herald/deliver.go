@@ -48,9 +48,10 @@ func newDispatcher(cfg config.Serve, events eventstore.Store, attempts *commands
 	}
 	chans := make(map[domain.Channel]dispatcher.ChannelConfig, len(senders))
 	for ch, s := range senders {
-		chans[ch] = dispatcher.ChannelConfig{Sender: s, Concurrency: channelConcurrency(cfg.Delivery, ch), Retry: dispatcher.RetryPolicy{
-			MaxAttempts: cfg.Delivery.RetryAttempts, Initial: cfg.Delivery.RetryInitial, Max: cfg.Delivery.RetryMax,
-		}}
+		chans[ch] = dispatcher.ChannelConfig{Sender: s, Concurrency: channelConcurrency(cfg.Delivery, ch),
+			AddressConcurrency: cfg.Delivery.EndpointConcurrency, Retry: dispatcher.RetryPolicy{
+				MaxAttempts: cfg.Delivery.RetryAttempts, Initial: cfg.Delivery.RetryInitial, Max: cfg.Delivery.RetryMax,
+			}}
 	}
 	return dispatcher.New(dispatcher.Config{
 		Attempts: attempts,

@@ -93,21 +93,25 @@ type Serve struct {
 // only ever held here and in the adapters: never in events, logs or
 // answers.
 type Delivery struct {
-	Disabled      bool   // HERALD_DELIVER=false, --deliver=false: this process does not deliver
-	Concurrency   int    // HERALD_DELIVERY_CONCURRENCY, --delivery-concurrency: attempts at once per channel (0: each channel's default)
-	WebhookSecret string // HERALD_WEBHOOK_SECRET, --webhook-secret: signs outbound webhooks
-	SMTPHost      string // HERALD_SMTP_HOST, --smtp-host: enables email
-	SMTPPort      int    // HERALD_SMTP_PORT, --smtp-port
-	SMTPTLS       string // HERALD_SMTP_TLS, --smtp-tls: starttls, implicit or none
-	SMTPUser      string // HERALD_SMTP_USER, --smtp-user
-	SMTPPassword  string // HERALD_SMTP_PASSWORD (environment only: flags show in ps)
-	SMTPFrom      string // HERALD_SMTP_FROM, --smtp-from
-	SMSBaseURL    string // HERALD_SMS_BASE_URL, --sms-base-url: a Twilio-compatible API
-	SMSAccountSID string // HERALD_SMS_ACCOUNT_SID, --sms-account-sid: enables SMS
-	SMSAuthToken  string // HERALD_SMS_AUTH_TOKEN (environment only)
-	SMSFrom       string // HERALD_SMS_FROM, --sms-from
-	PublicURL     string // HERALD_PUBLIC_URL, --public-url: this server as providers reach it (receipt callbacks)
-	VAPIDSubject  string // HERALD_VAPID_SUBJECT, --vapid-subject: mailto: or https: contact for web push
+	Disabled    bool // HERALD_DELIVER=false, --deliver=false: this process does not deliver
+	Concurrency int  // HERALD_DELIVERY_CONCURRENCY, --delivery-concurrency: attempts at once per channel (0: each channel's default)
+	// HERALD_DELIVERY_ENDPOINT_CONCURRENCY, --delivery-endpoint-concurrency:
+	// attempts at once to one webhook endpoint, chat robot or push
+	// subscription (0: an eighth of its channel's)
+	EndpointConcurrency int
+	WebhookSecret       string // HERALD_WEBHOOK_SECRET, --webhook-secret: signs outbound webhooks
+	SMTPHost            string // HERALD_SMTP_HOST, --smtp-host: enables email
+	SMTPPort            int    // HERALD_SMTP_PORT, --smtp-port
+	SMTPTLS             string // HERALD_SMTP_TLS, --smtp-tls: starttls, implicit or none
+	SMTPUser            string // HERALD_SMTP_USER, --smtp-user
+	SMTPPassword        string // HERALD_SMTP_PASSWORD (environment only: flags show in ps)
+	SMTPFrom            string // HERALD_SMTP_FROM, --smtp-from
+	SMSBaseURL          string // HERALD_SMS_BASE_URL, --sms-base-url: a Twilio-compatible API
+	SMSAccountSID       string // HERALD_SMS_ACCOUNT_SID, --sms-account-sid: enables SMS
+	SMSAuthToken        string // HERALD_SMS_AUTH_TOKEN (environment only)
+	SMSFrom             string // HERALD_SMS_FROM, --sms-from
+	PublicURL           string // HERALD_PUBLIC_URL, --public-url: this server as providers reach it (receipt callbacks)
+	VAPIDSubject        string // HERALD_VAPID_SUBJECT, --vapid-subject: mailto: or https: contact for web push
 	// Retries of retryable failures: exponential backoff from RetryInitial
 	// up to RetryMax per wait, RetryAttempts attempts in all.
 	RetryInitial  time.Duration // HERALD_RETRY_INITIAL, --retry-initial (default 1s)
@@ -155,6 +159,9 @@ func (d Delivery) validate() []error {
 	var errs []error
 	if d.Concurrency < 0 || d.Concurrency > 4096 {
 		errs = append(errs, fmt.Errorf("delivery-concurrency %d: want 1..4096, or 0 for each channel's default", d.Concurrency))
+	}
+	if d.EndpointConcurrency < 0 || d.EndpointConcurrency > 4096 {
+		errs = append(errs, fmt.Errorf("delivery-endpoint-concurrency %d: want 1..4096, or 0 for an eighth of the channel's", d.EndpointConcurrency))
 	}
 	switch d.SMTPTLS {
 	case "starttls", "implicit", "none":
@@ -323,6 +330,7 @@ func deliveryFlags(fs *flag.FlagSet, d *Delivery, getenv func(string) string) (f
 		return err
 	})
 	fs.IntVar(&d.Concurrency, "delivery-concurrency", envInt("HERALD_DELIVERY_CONCURRENCY"), "attempts at once per channel (HERALD_DELIVERY_CONCURRENCY; default 256 for webhook and in-app, 64 for the channels that send through one provider)")
+	fs.IntVar(&d.EndpointConcurrency, "delivery-endpoint-concurrency", envInt("HERALD_DELIVERY_ENDPOINT_CONCURRENCY"), "attempts at once to one webhook endpoint, Slack/DingTalk/WeCom robot or push subscription, so that one that hangs holds only that many (HERALD_DELIVERY_ENDPOINT_CONCURRENCY; default an eighth of the channel's concurrency)")
 	fs.StringVar(&d.WebhookSecret, "webhook-secret", getenv("HERALD_WEBHOOK_SECRET"), "Standard Webhooks signing secret, whsec_... (HERALD_WEBHOOK_SECRET)")
 	fs.StringVar(&d.SMTPHost, "smtp-host", getenv("HERALD_SMTP_HOST"), "SMTP relay host; enables email (HERALD_SMTP_HOST)")
 	fs.IntVar(&d.SMTPPort, "smtp-port", envInt("HERALD_SMTP_PORT"), "SMTP relay port (HERALD_SMTP_PORT)")

@@ -120,12 +120,20 @@ func TestParseServeDelivery(t *testing.T) {
 		t.Fatalf("delivery config = %+v", d)
 	}
 
-	_, err = config.ParseServe([]string{"--smtp-host", "h", "--smtp-tls", "ssl", "--delivery-concurrency", "0", "--sms-account-sid", "AC1", "--public-url", "ftp://x"},
+	if d.EndpointConcurrency != 0 {
+		t.Errorf("endpoint concurrency %d by default, want 0 (the dispatcher's default)", d.EndpointConcurrency)
+	}
+	c, err = config.ParseServe(nil, func(k string) string { return map[string]string{"HERALD_DELIVERY_ENDPOINT_CONCURRENCY": "12"}[k] })
+	if err != nil || c.Delivery.EndpointConcurrency != 12 {
+		t.Fatalf("HERALD_DELIVERY_ENDPOINT_CONCURRENCY=12: %+v, %v", c.Delivery, err)
+	}
+
+	_, err = config.ParseServe([]string{"--smtp-host", "h", "--smtp-tls", "ssl", "--delivery-concurrency", "0", "--delivery-endpoint-concurrency", "-1", "--sms-account-sid", "AC1", "--public-url", "ftp://x"},
 		func(k string) string { return map[string]string{"HERALD_DELIVERY_CONCURRENCY": "x"}[k] })
 	if err == nil {
 		t.Fatal("bad delivery settings accepted")
 	}
-	for _, want := range []string{"smtp-from", `smtp-tls "ssl"`, "sms-account-sid", `public-url "ftp://x"`, "HERALD_DELIVERY_CONCURRENCY"} {
+	for _, want := range []string{"smtp-from", `smtp-tls "ssl"`, "sms-account-sid", `public-url "ftp://x"`, "HERALD_DELIVERY_CONCURRENCY", "delivery-endpoint-concurrency -1"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %s", err, want)
 		}
