@@ -307,25 +307,29 @@ func TestRequestedPriority(t *testing.T) {
 	}
 }
 
-// BenchmarkDecodeAndEvolveRequested is what a projection or a command does
-// with every NotificationRequested it reads: decode it and evolve a state
-// from it. The request is shaped like the api benchmarks' (two channels,
-// two metadata labels).
-func BenchmarkDecodeAndEvolveRequested(b *testing.B) {
-	ev := domain.NotificationRequested{
+// benchRequested is a request shaped like the api benchmarks' (two
+// channels, two metadata labels).
+func benchRequested(p domain.Priority) domain.NotificationRequested {
+	return domain.NotificationRequested{
 		NotificationID: "ntf_bench",
 		Request: domain.NotificationRequest{
 			Recipient: domain.Recipient{ID: "user-1", Email: "user-1@example.com"},
 			Channels:  []domain.Channel{domain.ChannelEmail, domain.ChannelInApp},
 			Content:   &domain.Content{Subject: "Your order", Body: "Order A-17 has shipped."},
-			Priority:  domain.PriorityNormal,
+			Priority:  p,
 			Category:  "orders",
 			Metadata:  domain.Metadata{"order": "A-17", "tenant": "acme"},
 		},
 		IdempotencyKey: "key-1",
 		RequestedAt:    time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC),
 	}
-	typ, data, err := domain.MarshalEvent(ev)
+}
+
+// BenchmarkDecodeAndEvolveRequested is what a projection or a command does
+// with every NotificationRequested it reads: decode it and evolve a state
+// from it.
+func BenchmarkDecodeAndEvolveRequested(b *testing.B) {
+	typ, data, err := domain.MarshalEvent(benchRequested(domain.PriorityNormal))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -344,19 +348,7 @@ func BenchmarkDecodeAndEvolveRequested(b *testing.B) {
 // BenchmarkRequestedPriority reads the priority of the request
 // BenchmarkDecodeAndEvolveRequested decodes whole.
 func BenchmarkRequestedPriority(b *testing.B) {
-	_, data, err := domain.MarshalEvent(domain.NotificationRequested{
-		NotificationID: "ntf_bench",
-		Request: domain.NotificationRequest{
-			Recipient: domain.Recipient{ID: "user-1", Email: "user-1@example.com"},
-			Channels:  []domain.Channel{domain.ChannelEmail, domain.ChannelInApp},
-			Content:   &domain.Content{Subject: "Your order", Body: "Order A-17 has shipped."},
-			Priority:  domain.PriorityHigh,
-			Category:  "orders",
-			Metadata:  domain.Metadata{"order": "A-17", "tenant": "acme"},
-		},
-		IdempotencyKey: "key-1",
-		RequestedAt:    time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC),
-	})
+	_, data, err := domain.MarshalEvent(benchRequested(domain.PriorityHigh))
 	if err != nil {
 		b.Fatal(err)
 	}

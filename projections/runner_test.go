@@ -101,6 +101,23 @@ func eventually(t testing.TB, what string, cond func() bool) {
 	}
 }
 
+// waitFollowing waits until every projection of r follows live appends.
+func waitFollowing(t testing.TB, r *projections.Runner) {
+	t.Helper()
+	eventually(t, "the projections to follow", func() bool {
+		st, err := r.Status(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range st {
+			if s.CatchingUp {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 func caughtUp(t testing.TB, r *projections.Runner) bool {
 	t.Helper()
 	st, err := r.Status(context.Background())
@@ -532,18 +549,7 @@ func TestRunnerDoesNotLingerWhileBehind(t *testing.T) {
 	startRunner(t, r)
 	// The log is empty: every projection follows before the first batch
 	// arrives, so no linger has begun.
-	eventually(t, "the projections to follow", func() bool {
-		st, err := r.Status(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range st {
-			if s.CatchingUp {
-				return false
-			}
-		}
-		return true
-	})
+	waitFollowing(t, r)
 	streams := moreStreams("backlog", 800, viewstoretest.Base)
 	reqs := make([]eventstore.AppendRequest, len(streams))
 	events := 0
@@ -606,18 +612,7 @@ func TestFollowingProjectionsShareTheirBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	startRunner(t, r)
-	eventually(t, "the projections to follow", func() bool {
-		st, err := r.Status(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range st {
-			if s.CatchingUp {
-				return false
-			}
-		}
-		return true
-	})
+	waitFollowing(t, r)
 	streams := moreStreams("shared", 60, viewstoretest.Base)
 	for _, s := range streams {
 		appendStreams(t, log, s)
