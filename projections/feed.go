@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"math"
 	"sync"
 	"time"
 
@@ -9,9 +10,11 @@ import (
 )
 
 // feedBatches bounds the live batches the feed keeps for projectors that
-// apply more slowly than the others. A subscription batch holds at most
-// 1,024 events; a projector further behind reads pages of the log
-// instead, and is back on the feed once it reaches what the feed holds.
+// apply more slowly than the others; it drops sooner the batches every
+// projector has applied. A subscription batch holds at most 1,024 events
+// (some 2 MB with their decoded events and folds); a projector further
+// behind reads pages of the log instead, and is back on the feed once it
+// reaches what the feed holds.
 const feedBatches = 16
 
 // liveFeed is the one subscription the projectors following live appends
@@ -34,6 +37,7 @@ type liveFeed struct {
 	linger time.Duration
 
 	mu      sync.Mutex
+	at      map[string]eventstore.Position // where each projector asked last
 	started bool
 	batches []*Batch            // contiguous, oldest first
 	end     eventstore.Position // where the next batch starts
@@ -54,18 +58,21 @@ type feedRead struct {
 }
 
 func newLiveFeed(ctx context.Context, log Log, linger time.Duration) *liveFeed {
-	return &liveFeed{log: log, ctx: ctx, linger: linger}
+	return &liveFeed{log: log, ctx: ctx, linger: linger, at: map[string]eventstore.Position{}}
 }
 
-// next returns the live batch that starts right after cp, waiting for the
-// subscription when cp is the end of what the feed has read. When cp falls
-// inside a batch it returns the rest of that batch (a Batch of its own);
-// when cp is older than anything the feed holds it returns nil: the
-// caller reads the log from cp itself. It returns ctx's error when ctx
-// ends first, and a failed read's error to the projectors that waited for
-// it (the next call reads again, on a new subscription).
-func (f *liveFeed) next(ctx context.Context, cp eventstore.Position) (*Batch, error) {
+// next returns the live batch that starts right after cp, the checkpoint
+// of projector name, waiting for the subscription when cp is the end of
+// what the feed has read. When cp falls inside a batch it returns the rest
+// of that batch (a Batch of its own); when cp is older than anything the
+// feed holds it returns nil: the caller reads the log from cp itself. It
+// returns ctx's error when ctx ends first, and a failed read's error to the
+// projectors that waited for it (the next call reads again, on a new
+// subscription).
+func (f *liveFeed) next(ctx context.Context, name string, cp eventstore.Position) (*Batch, error) {
 	f.mu.Lock()
+	f.at[name] = cp
+	f.trimLocked()
 	for {
 		if !f.started || (cp > f.end && f.read == nil) {
 			// The first projector to follow, or one ahead of the
@@ -98,6 +105,23 @@ func (f *liveFeed) next(ctx context.Context, cp eventstore.Position) (*Batch, er
 			return nil, rd.err
 		}
 		f.mu.Lock()
+	}
+}
+
+// trimLocked drops the batches every projector that asked has applied.
+func (f *liveFeed) trimLocked() {
+	oldest := eventstore.Position(math.MaxUint64)
+	for _, cp := range f.at {
+		oldest = min(oldest, cp)
+	}
+	i := 0
+	for i < len(f.batches) && f.batches[i].Last() <= oldest {
+		i++
+	}
+	if i > 0 {
+		n := copy(f.batches, f.batches[i:])
+		clear(f.batches[n:])
+		f.batches = f.batches[:n]
 	}
 }
 

@@ -79,7 +79,6 @@ type Runner struct {
 
 	batches BatchStore // the store as a BatchStore, or nil
 	pages   pageCache
-	feed    *liveFeed // set by Run, before the projectors start
 
 	mu      sync.Mutex
 	running context.Context // set by Run; rebuilds started by StartRebuild live in it
@@ -156,7 +155,8 @@ func NewRunner(log Log, store Store, opts RunnerOptions) (*Runner, error) {
 // Run feeds every projection until ctx ends, then returns nil. A projection
 // whose log read or Apply fails is retried from its stored checkpoint after
 // a backoff (doubling from RetryDelay up to MaxRetryDelay) while the others
-// carry on; the failure shows in Status as LastError and as growing lag.
+// carry on; the failure shows in Status as LastError and as growing lag. (A
+// failed read of the live feed fails every projection that waited for it.)
 // Each projection resumes from its stored checkpoint, so Run may be called
 // again after a restart. Run must not be called twice at once.
 func (r *Runner) Run(ctx context.Context) error {
@@ -168,17 +168,19 @@ func (r *Runner) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r.running = ctx
-	r.feed = newLiveFeed(ctx, r.log, r.linger)
 	r.mu.Unlock()
 
+	// The feed is this Run's: a Run started once this one's context has
+	// ended gets its own, while this one's projectors wind down.
+	feed := newLiveFeed(ctx, r.log, r.linger)
+	defer feed.close()
 	var wg sync.WaitGroup
 	for _, n := range r.order {
 		p := r.procs[n]
-		wg.Go(func() { p.loop(ctx) })
+		wg.Go(func() { p.loop(ctx, feed) })
 	}
 	wg.Wait()
 	r.pages.prefetches.Wait()
-	r.feed.close()
 	return nil
 }
 
@@ -289,13 +291,13 @@ type projector struct {
 type handoff struct{ done chan error }
 
 // loop runs the projection until ctx ends, retrying after failures.
-func (p *projector) loop(ctx context.Context) {
+func (p *projector) loop(ctx context.Context, feed *liveFeed) {
 	delay := p.r.retry
 	for {
 		p.mu.Lock()
 		before := p.checkpoint
 		p.mu.Unlock()
-		err := p.run(ctx)
+		err := p.run(ctx, feed)
 		if ctx.Err() != nil {
 			return
 		}
@@ -317,7 +319,7 @@ func (p *projector) loop(ctx context.Context) {
 	}
 }
 
-func (p *projector) run(ctx context.Context) error {
+func (p *projector) run(ctx context.Context, feed *liveFeed) error {
 	cp, err := p.r.store.Checkpoint(ctx, p.name)
 	if err != nil {
 		return err
@@ -334,7 +336,7 @@ func (p *projector) run(ctx context.Context) error {
 	p.following = true
 	p.mu.Unlock()
 	for {
-		if err := p.follow(ctx, cp); err != nil {
+		if err := p.follow(ctx, feed, cp); err != nil {
 			return err
 		}
 		if ctx.Err() != nil {
@@ -399,7 +401,7 @@ func (p *projector) advanced(target string, pos eventstore.Position) {
 // it is behind what the feed holds). It returns nil (to be called again
 // from the current checkpoint) after a rebuild was swapped in, or when ctx
 // ends.
-func (p *projector) follow(ctx context.Context, cp eventstore.Position) error {
+func (p *projector) follow(ctx context.Context, feed *liveFeed, cp eventstore.Position) error {
 	for {
 		p.mu.Lock()
 		if h := p.handoff; h != nil {
@@ -412,7 +414,7 @@ func (p *projector) follow(ctx context.Context, cp eventstore.Position) error {
 		p.interrupt = cancel
 		p.mu.Unlock()
 
-		b, err := p.r.feed.next(waitCtx, cp)
+		b, err := feed.next(waitCtx, p.name, cp)
 		interrupted := err != nil && waitCtx.Err() != nil
 		cancel()
 		p.mu.Lock()

@@ -645,3 +645,50 @@ func first(b *projections.Batch) eventstore.Position {
 	after, _ := b.Page()
 	return after
 }
+
+// Run may start again as soon as the last Run's context has ended, while
+// that Run's projectors still wind down: the new Run follows the log on a
+// feed of its own (the race detector watches the hand-over).
+func TestRunAgainWhileTheLastRunWindsDown(t *testing.T) {
+	t.Parallel()
+	log := openLog(t)
+	views := openViews(t, filepath.Join(t.TempDir(), "views.db"), log)
+	r := newRunner(t, log, views)
+	first, cancel := context.WithCancel(context.Background())
+	firstDone := make(chan error, 1)
+	go func() { firstDone <- r.Run(first) }()
+	waitFollowing(t, r)
+	appendStreams(t, log, moreStreams("before", 5, viewstoretest.Base)...)
+	eventually(t, "the first Run to apply the appends", func() bool { return caughtUp(t, r) })
+	cancel()
+	var err error
+	for err = errors.New("not started"); err != nil; {
+		// Run refuses only while the last Run's context is live.
+		err = nil
+		second, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- r.Run(second) }()
+		select {
+		case err = <-done:
+			stop()
+		case <-time.After(50 * time.Millisecond):
+			t.Cleanup(func() {
+				stop()
+				if err := <-done; err != nil {
+					t.Errorf("second Run: %v", err)
+				}
+			})
+		}
+	}
+	if err := <-firstDone; err != nil {
+		t.Fatalf("first Run: %v", err)
+	}
+	after := moreStreams("after", 5, viewstoretest.Base.Add(time.Hour))
+	appendStreams(t, log, after...)
+	eventually(t, "the second Run to apply new appends", func() bool { return caughtUp(t, r) })
+	for _, s := range after {
+		if _, err := views.Notification(context.Background(), s.ID); err != nil {
+			t.Fatalf("%s after the second Run started: %v", s.ID, err)
+		}
+	}
+}
