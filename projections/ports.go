@@ -109,6 +109,10 @@ type PendingDelivery struct {
 	Status         domain.DeliveryStatus
 	// DueAt is when the next attempt may start; zero means now.
 	DueAt time.Time
+	// Address is where the delivery goes, for the dispatcher's limits per
+	// address; empty when the view store does not keep it with the backlog
+	// (Cassandra's work table).
+	Address string
 }
 
 // DeliveryBacklog lets a dispatcher recover its work at start from the

@@ -129,9 +129,9 @@ func (c *Config) setDefaults() {
 			cc.Concurrency = 32
 		}
 		switch {
-		case !addressScoped[ch]:
-			cc.AddressConcurrency = 0
-		case cc.AddressConcurrency == 0:
+		case !addressScoped[ch] && cc.AddressConcurrency > 0:
+			cc.AddressConcurrency = 0 // one provider account: Concurrency bounds it
+		case addressScoped[ch] && cc.AddressConcurrency == 0:
 			cc.AddressConcurrency = max(1, cc.Concurrency/8)
 		}
 		if cc.Burst == 0 {
@@ -256,7 +256,8 @@ func maps[K comparable, V any](m map[K]V) map[K]V {
 func (d *Dispatcher) Run(ctx context.Context, ready chan<- struct{}) error {
 	recovered := 0
 	pos, err := d.cfg.Backlog.PendingDeliveries(ctx, func(p projections.PendingDelivery) error {
-		w := work{notification: p.NotificationID, delivery: p.DeliveryID, channel: p.Channel, priority: p.Priority, due: p.DueAt}
+		w := work{notification: p.NotificationID, delivery: p.DeliveryID, channel: p.Channel, priority: p.Priority, due: p.DueAt,
+			address: p.Address}
 		if p.Status == domain.DeliveryStatusInFlight && w.due.IsZero() {
 			// An attempt without a lease: it can only be settled by its
 			// own outcome, which the log will bring if it comes.

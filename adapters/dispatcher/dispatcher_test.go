@@ -421,11 +421,13 @@ func TestExpiredNotificationIsNotDelivered(t *testing.T) {
 
 func TestConfigErrorsNamed(t *testing.T) {
 	t.Parallel()
-	_, err := dispatcher.New(dispatcher.Config{Channels: map[domain.Channel]dispatcher.ChannelConfig{"pigeon": {}}})
+	_, err := dispatcher.New(dispatcher.Config{Channels: map[domain.Channel]dispatcher.ChannelConfig{"pigeon": {},
+		domain.ChannelEmail: {AddressConcurrency: -1}, domain.ChannelWebhook: {AddressConcurrency: -2}}})
 	if err == nil {
 		t.Fatal("empty config accepted")
 	}
-	for _, want := range []string{"nil Attempts", "nil Backlog", "nil Follow", `unknown channel "pigeon"`, "nil Sender"} {
+	for _, want := range []string{"nil Attempts", "nil Backlog", "nil Follow", `unknown channel "pigeon"`, "nil Sender",
+		"channel email: address concurrency -1", "channel webhook: address concurrency -2"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %q", err, want)
 		}

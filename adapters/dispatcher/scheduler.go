@@ -323,9 +323,14 @@ func (l *laneSet) len() int { return l.lanes[0].len() + l.lanes[1].len() + l.lan
 func (l *laneSet) push(w work) { l.lanes[lane(w.priority)].push(w) }
 
 // take picks the next delivery whose address may start another attempt,
-// parking those whose address is at its cap, and counts it running.
+// parking those whose address is at its cap, and counts it running. A pick
+// that parks starts nothing and uses up no turn of its lane: a backlog of
+// high-priority work for one busy address must not hand the high lane's
+// turns to the lower lanes while high-priority work for other addresses
+// waits behind it.
 func (q *channelQueue) take(weights LaneWeights) (work, bool) {
 	for q.ready() > 0 {
+		turns := q.current
 		w := q.pick(weights)
 		if !q.capped(w) {
 			return w, true
@@ -333,6 +338,10 @@ func (q *channelQueue) take(weights LaneWeights) (work, bool) {
 		if q.running[w.address] < q.perAddress {
 			q.running[w.address]++
 			return w, true
+		}
+		q.current = turns
+		if i := lane(w.priority); q.lanes[i].len() == 0 {
+			q.current[i] = 0 // as pick does for a lane it empties
 		}
 		q.park(w)
 	}
@@ -383,7 +392,9 @@ func (q *channelQueue) release(w work, weights LaneWeights) {
 		delete(q.parked, w.address)
 	}
 	q.parkedN[lane(p.priority)]--
-	q.push(p)
+	// It waited its turn in the lane once already: at the head, it does
+	// not wait a second time behind everything that came since.
+	q.lanes[lane(p.priority)].pushFront(p)
 	q.notify()
 }
 
@@ -428,6 +439,18 @@ func (f *fifo) push(w work) {
 		f.buf, f.head = f.buf[:n], 0
 	}
 	f.buf = append(f.buf, w)
+}
+
+// pushFront puts w at the head of the queue.
+func (f *fifo) pushFront(w work) {
+	if f.head == 0 {
+		room := len(f.buf)/2 + 16
+		buf := make([]work, room+len(f.buf), room+cap(f.buf))
+		copy(buf[room:], f.buf)
+		f.buf, f.head = buf, room
+	}
+	f.head--
+	f.buf[f.head] = w
 }
 
 func (f *fifo) pop() work {

@@ -353,3 +353,127 @@ func TestAddressCapParksWorkInOrder(t *testing.T) {
 		t.Fatalf("took %s, want the high-priority n000007", w.notification)
 	}
 }
+
+// A high-priority backlog for one address at its cap does not hand the
+// high lane's turns to the lower lanes: high-priority work for the other
+// addresses still goes first.
+func TestParkingUsesUpNoTurnOfTheLane(t *testing.T) {
+	t.Parallel()
+	s := newScheduler(time.Now, DefaultLaneWeights, []domain.Channel{domain.ChannelWebhook}, nil,
+		map[domain.Channel]int{domain.ChannelWebhook: 1})
+	add := func(i int, p domain.Priority, addr string) {
+		w := item(i, p)
+		w.address = addr
+		s.add(w)
+	}
+	for i := range 50 {
+		add(i, domain.PriorityHigh, "https://busy.example.com")
+	}
+	for i := range 50 {
+		add(100+i, domain.PriorityNormal, fmt.Sprintf("https://n%d.example.com", i))
+		add(200+i, domain.PriorityLow, fmt.Sprintf("https://l%d.example.com", i))
+	}
+	for i := range 10 {
+		add(300+i, domain.PriorityHigh, fmt.Sprintf("https://h%d.example.com", i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var lanes []domain.Priority
+	for range 12 {
+		w, ok := s.next(ctx, domain.ChannelWebhook)
+		if !ok {
+			t.Fatal("no work")
+		}
+		lanes = append(lanes, w.priority)
+	}
+	high := 0
+	for _, p := range lanes {
+		if p == domain.PriorityHigh {
+			high++
+		}
+	}
+	// The lanes' shares, 8:3:1 in twelve picks: the high lane's eight go
+	// to busy's first delivery and seven of the others, not to busy's
+	// parked backlog.
+	if high != 8 {
+		t.Errorf("the first 12 picks were %v: %d high, want 8", lanes, high)
+	}
+}
+
+// A worker waiting while every due delivery is parked is woken when an
+// attempt to that address ends, and a parked pick gives back the token it
+// took from the rate limit.
+func TestReleaseWakesAWaitingWorkerAndParkingCostsNoToken(t *testing.T) {
+	t.Parallel()
+	lim := newLimiter(1, 2) // a token a second, two at once
+	s := newScheduler(time.Now, DefaultLaneWeights, []domain.Channel{domain.ChannelWebhook},
+		map[domain.Channel]*limiter{domain.ChannelWebhook: lim}, map[domain.Channel]int{domain.ChannelWebhook: 1})
+	for i := range 2 {
+		w := item(i, domain.PriorityNormal)
+		w.address = "https://a.example.com"
+		s.add(w)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	first, ok := s.next(ctx, domain.ChannelWebhook)
+	if !ok {
+		t.Fatal("no work")
+	}
+	got := make(chan work, 1)
+	go func() {
+		w, _ := s.next(ctx, domain.ChannelWebhook)
+		got <- w
+	}()
+	// Wait until the worker parked the second delivery and went to sleep.
+	for {
+		s.mu.Lock()
+		parked := s.channels[domain.ChannelWebhook].parkedN[1]
+		s.mu.Unlock()
+		if parked == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	lim.mu.Lock()
+	tokens := lim.tokens
+	lim.mu.Unlock()
+	if tokens < 0.9 {
+		t.Errorf("%.2f tokens left after one attempt of a burst of two, want about 1: the parked pick kept its token", tokens)
+	}
+	s.done(first, nil)
+	select {
+	case w := <-got:
+		if w.notification != "n000001" {
+			t.Fatalf("woken with %+v, want n000001", w)
+		}
+	case <-ctx.Done():
+		t.Fatal("the waiting worker was not woken when a's attempt ended")
+	}
+}
+
+// Work recovered at start knows no address: its attempt teaches the
+// scheduler one, and the retry counts against it.
+func TestALearntAddressCountsForTheRetry(t *testing.T) {
+	t.Parallel()
+	s := newScheduler(time.Now, DefaultLaneWeights, []domain.Channel{domain.ChannelWebhook}, nil,
+		map[domain.Channel]int{domain.ChannelWebhook: 1})
+	const a = "https://a.example.com"
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.add(item(0, domain.PriorityNormal)) // recovered: no address
+	x, _ := s.next(ctx, domain.ChannelWebhook)
+	s.learn(x, a)
+	y := item(1, domain.PriorityNormal)
+	y.address = a
+	s.add(y)
+	if w, _ := s.next(ctx, domain.ChannelWebhook); w.notification != y.notification {
+		t.Fatalf("took %s, want %s (x was not counted against a)", w.notification, y.notification)
+	}
+	s.done(x, &work{notification: x.notification, delivery: x.delivery, channel: x.channel, priority: x.priority})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.channels[domain.ChannelWebhook]
+	if _, ok := q.take(s.weights); ok || q.parked[a] == nil || q.parked[a].len() != 1 {
+		t.Fatalf("x's retry was not held back for a (running %v)", q.running)
+	}
+}

@@ -390,7 +390,7 @@ func (v *Views) PendingDeliveries(ctx context.Context, fn func(projections.Pendi
 	if err != nil {
 		return 0, fmt.Errorf("read pending deliveries: %w", err)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT d.notification_id, d.delivery_id, d.channel, d.status, d.next_attempt_at, n.priority
+	rows, err := tx.QueryContext(ctx, `SELECT d.notification_id, d.delivery_id, d.channel, d.status, d.next_attempt_at, n.priority, d.address
 		FROM notification_deliveries d JOIN notifications n ON n.id = d.notification_id
 		WHERE d.status IN ('planned', 'retry_scheduled', 'in_flight')`)
 	if err != nil {
@@ -403,7 +403,7 @@ func (v *Views) PendingDeliveries(ctx context.Context, fn func(projections.Pendi
 			nid, did, ch, st, pri string
 			due                   int64
 		)
-		if err := rows.Scan(&nid, &did, &ch, &st, &due, &pri); err != nil {
+		if err := rows.Scan(&nid, &did, &ch, &st, &due, &pri, &p.Address); err != nil {
 			return 0, fmt.Errorf("read pending deliveries: %w", err)
 		}
 		p.NotificationID, p.DeliveryID, p.Channel = domain.NotificationID(nid), domain.DeliveryID(did), domain.Channel(ch)
