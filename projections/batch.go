@@ -50,6 +50,8 @@ type Batch struct {
 
 	mu    sync.Mutex
 	folds map[domain.NotificationID]*Fold
+
+	folding sync.Mutex // see LockFolds
 }
 
 // NewBatch returns a Batch of events in log order, with no claim about the
@@ -131,6 +133,19 @@ func (b *Batch) Streams() []Stream {
 // first projection to apply the page computed it.
 type Fold struct {
 	Before, After domain.Notification
+}
+
+// LockFolds lets one projection at a time compute and share its folds of
+// the page, and returns the unlock. The projections following the live
+// feed receive a batch at the same moment: resolving at once, each missed
+// the folds the others were computing and computed all of them itself.
+// Under the lock the first computes them and the others take them.
+func (b *Batch) LockFolds() (unlock func()) {
+	if !b.page {
+		return func() {}
+	}
+	b.folding.Lock()
+	return b.folding.Unlock
 }
 
 // SharedFold returns the fold of notification id another projection left,

@@ -32,9 +32,10 @@ const feedBatches = 16
 // linger together. A read runs on the Runner's context: a projector that
 // stops waiting (a rebuild's handoff) leaves the subscription intact.
 type liveFeed struct {
-	log    Log
-	ctx    context.Context // the Runner's: reads end with it
-	linger time.Duration
+	log       Log
+	ctx       context.Context // the Runner's: reads end with it
+	linger    time.Duration
+	followers int // how many projectors may ask
 
 	mu      sync.Mutex
 	at      map[string]eventstore.Position // where each projector asked last
@@ -57,8 +58,8 @@ type feedRead struct {
 	err  error
 }
 
-func newLiveFeed(ctx context.Context, log Log, linger time.Duration) *liveFeed {
-	return &liveFeed{log: log, ctx: ctx, linger: linger, at: map[string]eventstore.Position{}}
+func newLiveFeed(ctx context.Context, log Log, linger time.Duration, followers int) *liveFeed {
+	return &liveFeed{log: log, ctx: ctx, linger: linger, followers: followers, at: map[string]eventstore.Position{}}
 }
 
 // next returns the live batch that starts right after cp, the checkpoint
@@ -108,8 +109,13 @@ func (f *liveFeed) next(ctx context.Context, name string, cp eventstore.Position
 	}
 }
 
-// trimLocked drops the batches every projector that asked has applied.
+// trimLocked drops the batches every projector has applied, once each has
+// asked: one that has not asked yet (still catching up, or slow to start)
+// may need the first of them.
 func (f *liveFeed) trimLocked() {
+	if len(f.at) < f.followers {
+		return
+	}
 	oldest := eventstore.Position(math.MaxUint64)
 	for _, cp := range f.at {
 		oldest = min(oldest, cp)

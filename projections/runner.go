@@ -172,7 +172,7 @@ func (r *Runner) Run(ctx context.Context) error {
 
 	// The feed is this Run's: a Run started once this one's context has
 	// ended gets its own, while this one's projectors wind down.
-	feed := newLiveFeed(ctx, r.log, r.linger)
+	feed := newLiveFeed(ctx, r.log, r.linger, len(r.order))
 	defer feed.close()
 	var wg sync.WaitGroup
 	for _, n := range r.order {

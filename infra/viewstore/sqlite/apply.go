@@ -152,6 +152,9 @@ func (a *applier) apply(projection string, changes []change) error {
 // first event in the batch (after a restart, or for a notification
 // untouched for longer than the cache holds).
 func (a *applier) resolve(changes []change) error {
+	if a.shared {
+		defer a.batch.LockFolds()()
+	}
 	for i := range changes {
 		c := &changes[i]
 		if a.shared {
