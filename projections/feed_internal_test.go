@@ -11,7 +11,9 @@ import (
 
 // scriptedLog is a Log whose subscriptions hand out the batches of runs,
 // one per Next, whatever position they start after.
-type scriptedLog struct{ runs chan []eventstore.RecordedEvent }
+type scriptedLog struct {
+	runs chan []eventstore.RecordedEvent
+}
 
 func (l scriptedLog) ReadAll(context.Context, eventstore.Position, int) ([]eventstore.RecordedEvent, error) {
 	return nil, errors.New("scripted log: no pages")
