@@ -110,8 +110,9 @@ type PendingDelivery struct {
 	// DueAt is when the next attempt may start; zero means now.
 	DueAt time.Time
 	// Address is where the delivery goes, for the dispatcher's limits per
-	// address; empty when the view store does not keep it with the backlog
-	// (Cassandra's work table).
+	// address; empty in a row written before the store kept it (a
+	// Cassandra keyspace migrated from schema version 3, until the
+	// notification changes again or the projection is rebuilt).
 	Address string
 }
 

@@ -204,7 +204,8 @@ func (s *scheduler) done(w work, retry *work) {
 
 // learn records the address of a running delivery, which an attempt read
 // from the ledger, for the work that follows it (a retry) when that work
-// names none: work recovered at start does not know its address.
+// names none: work recovered from a backlog row written before the view
+// store kept addresses knows none.
 func (s *scheduler) learn(w work, address string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -360,19 +360,19 @@ func (w *writer) workRows(c change) []stmt {
 	after := owed(n)
 	var out []stmt
 	for id, d := range after {
-		var ch, prio, status string
+		var ch, prio, status, address string
 		var due int64
 		if id == "" {
 			status, prio = string(domain.StatusScheduled), string(n.Priority())
 			due = n.ReleaseAt().UnixNano()
 		} else {
-			ch, prio, status = string(d.Channel()), string(n.Priority()), string(d.Status())
+			ch, prio, status, address = string(d.Channel()), string(n.Priority()), string(d.Status()), d.Address()
 			if at := d.NextAttemptAt(); !at.IsZero() {
 				due = at.UnixNano()
 			}
 		}
-		out = append(out, stmt{group, `INSERT INTO ` + t + ` (shard, notification_id, delivery_id, channel, priority, status, due)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`, []any{shard, string(c.id), string(id), ch, prio, status, due}})
+		out = append(out, stmt{group, `INSERT INTO ` + t + ` (shard, notification_id, delivery_id, channel, priority, status, due, address)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, []any{shard, string(c.id), string(id), ch, prio, status, due, address}})
 	}
 	for id := range owed(c.before.n) {
 		if _, still := after[id]; !still {

@@ -198,9 +198,10 @@ func benchEvents(rec *viewstoretest.Recorder, n int) []eventstore.RecordedEvent 
 	return out
 }
 
-// A keyspace at schema version 2 (the layout that stored states) comes to
-// version 3: its state tables and the status view's state columns go, and
-// its views still answer.
+// A keyspace at schema version 2 (the layout that stored states, and a
+// work table without addresses) comes to the current version: its state
+// tables and the status view's state columns go, the work table gains its
+// address column, and its views still answer.
 func TestMigrateFromVersion2(t *testing.T) {
 	s := testSession(t)
 	ctx := context.Background()
@@ -212,6 +213,7 @@ func TestMigrateFromVersion2(t *testing.T) {
 		`ALTER TABLE ` + ks + `.notifications_g1 ADD (snapshot text, stream_version bigint)`,
 		`CREATE TABLE ` + ks + `.inbox_state_g1 (notification_id text PRIMARY KEY, stream_version bigint, snapshot text)`,
 		`CREATE TABLE ` + ks + `.analytics_state_g1 (notification_id text PRIMARY KEY, stream_version bigint, snapshot text)`,
+		`ALTER TABLE ` + ks + `.work_g1 DROP address`,
 		`UPDATE ` + ks + `.schema_version SET version = 2 WHERE component = 'viewstore'`,
 	} {
 		if err := s.Query(stmt).Exec(); err != nil {
@@ -249,6 +251,11 @@ func TestMigrateFromVersion2(t *testing.T) {
 		if slices.Contains(columns, gone) {
 			t.Errorf("column %s still in notifications_g1 after migrating: %v", gone, columns)
 		}
+	}
+	var address string
+	if err := s.Query(`SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = 'work_g1' AND column_name = 'address'`,
+		ks).Scan(&address); err != nil {
+		t.Errorf("work_g1 has no address column after migrating to version 4: %v", err)
 	}
 	w, err := cassandra.Open(ctx, s, cassandra.Options{Keyspace: ks, History: &rec})
 	if err != nil {

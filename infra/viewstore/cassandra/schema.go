@@ -17,7 +17,7 @@ import (
 
 // SchemaVersion is the version of the keyspace layout this package reads
 // and writes. Migrate brings a keyspace up to it; Open refuses any other.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // schemaComponent is this package's row in the schema_version table (the
 // keyspace may one day hold other components' tables too).
@@ -207,6 +207,15 @@ var migrations = []func(m *migrator, ks string){
 			}
 		}
 	},
+	// 4: the work table keeps each delivery's address, so that the
+	// dispatcher's limits per address hold for the work it recovers at
+	// start. Rows written before have none until the notification
+	// changes again or the projection is rebuilt.
+	func(m *migrator, ks string) {
+		for _, gen := range m.generations(ks, projections.ProjectionNotifications) {
+			m.addColumns(ks, "work", gen, map[string]string{"address": "text"})
+		}
+	},
 }
 
 func schemaVersionOf(ctx context.Context, s *gocql.Session, ks string) (int, error) {
@@ -301,12 +310,11 @@ func (m *migrator) generations(ks, projection string) []int {
 	return out
 }
 
-// dropColumns drops those of cols that generation gen of table has (ALTER
-// TABLE DROP has no IF EXISTS: a re-run after a failure midway must skip
-// what is gone).
-func (m *migrator) dropColumns(ks, table string, gen int, cols ...string) {
+// columns returns the columns generation gen of table has (none when the
+// table does not exist).
+func (m *migrator) columns(ks, table string, gen int) map[string]bool {
 	if m.err != nil {
-		return
+		return nil
 	}
 	iter := m.s.Query(`SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?`,
 		ks, fmt.Sprintf("%s_g%d", table, gen)).WithContext(m.ctx).Iter()
@@ -317,11 +325,34 @@ func (m *migrator) dropColumns(ks, table string, gen int, cols ...string) {
 	}
 	if err := iter.Close(); err != nil {
 		m.err = err
-		return
+		return nil
 	}
+	return has
+}
+
+// dropColumns drops those of cols that generation gen of table has (ALTER
+// TABLE DROP has no IF EXISTS: a re-run after a failure midway must skip
+// what is gone).
+func (m *migrator) dropColumns(ks, table string, gen int, cols ...string) {
+	has := m.columns(ks, table, gen)
 	for _, c := range cols {
 		if has[c] {
 			m.ddl(fmt.Sprintf(`ALTER TABLE %s DROP %s`, tableName(ks, table, gen), c))
+		}
+	}
+}
+
+// addColumns adds those of cols (name → CQL type) that generation gen of
+// table lacks, if the table exists (a re-run after a failure midway skips
+// what is there).
+func (m *migrator) addColumns(ks, table string, gen int, cols map[string]string) {
+	has := m.columns(ks, table, gen)
+	if len(has) == 0 {
+		return
+	}
+	for _, c := range slices.Sorted(maps.Keys(cols)) {
+		if !has[c] {
+			m.ddl(fmt.Sprintf(`ALTER TABLE %s ADD %s %s`, tableName(ks, table, gen), c, cols[c]))
 		}
 	}
 }
@@ -473,6 +504,7 @@ const workTable = `CREATE TABLE IF NOT EXISTS {t} (
 	priority        text,
 	status          text,
 	due             bigint,
+	address         text,
 	PRIMARY KEY ((shard), notification_id, delivery_id))`
 
 const inboxTable = `CREATE TABLE IF NOT EXISTS {t} (

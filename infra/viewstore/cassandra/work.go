@@ -19,7 +19,7 @@ import (
 // log from the checkpoint and meet those events again, which they take
 // as no news (a delivery is queued once, and the domain refuses an
 // attempt or a release that is no longer due). Nothing is missed.
-func (v *Views) readWork(ctx context.Context, fn func(id domain.NotificationID, delivery, channel, priority, status string, due int64) error) (eventstore.Position, error) {
+func (v *Views) readWork(ctx context.Context, fn func(id domain.NotificationID, delivery, channel, priority, status, address string, due int64) error) (eventstore.Position, error) {
 	p, err := v.readPointer(ctx, projections.ProjectionNotifications)
 	if err != nil {
 		return 0, err
@@ -30,14 +30,14 @@ func (v *Views) readWork(ctx context.Context, fn func(id domain.NotificationID, 
 	}
 	t := tableName(v.ks, "work", p.live)
 	for shard := range workShards {
-		iter := v.s.Query(`SELECT notification_id, delivery_id, channel, priority, status, due FROM `+t+` WHERE shard = ?`, shard).
+		iter := v.s.Query(`SELECT notification_id, delivery_id, channel, priority, status, address, due FROM `+t+` WHERE shard = ?`, shard).
 			WithContext(ctx).PageSize(5000).Iter()
 		var (
-			nid, did, ch, prio, status string
-			due                        int64
+			nid, did, ch, prio, status, address string
+			due                                 int64
 		)
-		for iter.Scan(&nid, &did, &ch, &prio, &status, &due) {
-			if err := fn(domain.NotificationID(nid), did, ch, prio, status, due); err != nil {
+		for iter.Scan(&nid, &did, &ch, &prio, &status, &address, &due) {
+			if err := fn(domain.NotificationID(nid), did, ch, prio, status, address, due); err != nil {
 				iter.Close()
 				return 0, err
 			}
@@ -51,12 +51,12 @@ func (v *Views) readWork(ctx context.Context, fn func(id domain.NotificationID, 
 
 // PendingDeliveries implements projections.DeliveryBacklog.
 func (v *Views) PendingDeliveries(ctx context.Context, fn func(projections.PendingDelivery) error) (eventstore.Position, error) {
-	return v.readWork(ctx, func(id domain.NotificationID, delivery, ch, prio, status string, due int64) error {
+	return v.readWork(ctx, func(id domain.NotificationID, delivery, ch, prio, status, address string, due int64) error {
 		if delivery == "" {
 			return nil
 		}
 		p := projections.PendingDelivery{NotificationID: id, DeliveryID: domain.DeliveryID(delivery),
-			Channel: domain.Channel(ch), Priority: domain.Priority(prio), Status: domain.DeliveryStatus(status)}
+			Channel: domain.Channel(ch), Priority: domain.Priority(prio), Status: domain.DeliveryStatus(status), Address: address}
 		if due != 0 {
 			p.DueAt = fromNanos(due)
 		}
@@ -67,7 +67,7 @@ func (v *Views) PendingDeliveries(ctx context.Context, fn func(projections.Pendi
 // ScheduledNotifications lists the notifications waiting for their
 // scheduled_at, for the scheduler's recovery.
 func (v *Views) ScheduledNotifications(ctx context.Context, fn func(id domain.NotificationID, due time.Time) error) (eventstore.Position, error) {
-	return v.readWork(ctx, func(id domain.NotificationID, delivery, _, _, _ string, due int64) error {
+	return v.readWork(ctx, func(id domain.NotificationID, delivery, _, _, _, _ string, due int64) error {
 		if delivery != "" {
 			return nil
 		}

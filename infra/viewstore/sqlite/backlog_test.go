@@ -1,7 +1,6 @@
 package sqlite_test
 
 import (
-	"herald/domain"
 	"path/filepath"
 	"testing"
 
@@ -19,29 +18,4 @@ func TestBacklogContract(t *testing.T) {
 		t.Cleanup(func() { v.Close() })
 		return v
 	})
-}
-
-// The SQLite views give the dispatcher each pending delivery's address, so
-// that its limits per address hold for work it recovers at start.
-func TestPendingDeliveriesHoldTheirAddress(t *testing.T) {
-	t.Parallel()
-	rec := &viewstoretest.Recorder{}
-	v, err := viewsqlite.Open(t.Context(), filepath.Join(t.TempDir(), "views.db"), viewsqlite.Options{History: rec})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { v.Close() })
-	s := viewstoretest.SimpleStream("n-addr", "u-1", domain.ChannelWebhook, domain.PriorityNormal, viewstoretest.Base)
-	s.Events = s.Events[:2] // requested and planned: still owed
-	viewstoretest.ApplyAll(t, v, rec.RecordAll(s))
-	var got []projections.PendingDelivery
-	if _, err := v.PendingDeliveries(t.Context(), func(p projections.PendingDelivery) error {
-		got = append(got, p)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 1 || got[0].Address != "https://hooks.example.com/x" {
-		t.Fatalf("pending deliveries %+v, want the webhook one with its address", got)
-	}
 }
