@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"time"
 
@@ -219,7 +220,7 @@ type Dispatcher struct {
 // New returns a Dispatcher, or an error naming every problem of cfg.
 func New(cfg Config) (*Dispatcher, error) {
 	if cfg.Channels != nil {
-		cfg.Channels = maps(cfg.Channels)
+		cfg.Channels = maps.Clone(cfg.Channels)
 	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -239,14 +240,6 @@ func New(cfg Config) (*Dispatcher, error) {
 	d.metrics = newDispatcherMetrics(cfg.Registerer, d.sched)
 	d.intake = newIntake(d.sched, cfg.Logger, d.metrics)
 	return d, nil
-}
-
-func maps[K comparable, V any](m map[K]V) map[K]V {
-	out := make(map[K]V, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // Run recovers the backlog, then delivers until ctx ends. On ctx's end it
