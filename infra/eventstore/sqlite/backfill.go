@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"time"
+
+	"herald/infra/internal/sqlitedb"
 )
 
 // DefaultBackfillInterval is how often, at most, the backfiller copies
@@ -40,7 +42,7 @@ type backfiller struct {
 }
 
 func startBackfiller(path string, opts Options) (*backfiller, error) {
-	db, err := openOne(path, opts)
+	db, err := sqlitedb.OpenOne(driverName, dsn(path, false, opts.BusyTimeout))
 	if err != nil {
 		return nil, err
 	}
@@ -75,8 +77,7 @@ func (b *backfiller) run() {
 		// An error (the file busy with another process's checkpoint, a
 		// closing store) is left for the next pass: nothing depends on
 		// this one, the in-commit checkpoint still bounds the WAL.
-		var busy, frames, copied int
-		_ = b.db.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
+		_, _ = sqlitedb.Checkpoint(context.Background(), b.db, "PASSIVE")
 		wait.Reset(b.interval)
 		select {
 		case <-b.stop:

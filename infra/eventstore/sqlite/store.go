@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"herald/infra/eventstore"
+	"herald/infra/internal/sqlitedb"
 )
 
 var _ eventstore.Store = (*Store)(nil)
@@ -150,7 +151,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("open event log: %w", err)
 		}
 	}
-	writeDB, err := openOne(path, opts)
+	writeDB, err := sqlitedb.OpenOne(driverName, dsn(path, false, opts.BusyTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("open event log: %w", err)
 	}
@@ -199,20 +200,6 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open event log: %w", err)
 	}
 	return s, nil
-}
-
-// openOne opens a pool of exactly one read-write connection, kept open for
-// the store's life: the writer's, and the backfiller's.
-func openOne(path string, opts Options) (*sql.DB, error) {
-	db, err := sql.Open(driverName, dsn(path, false, opts.BusyTimeout))
-	if err != nil {
-		return nil, err
-	}
-	db.SetMaxOpenConns(1)
-	db.SetMaxIdleConns(1)
-	db.SetConnMaxLifetime(0)
-	db.SetConnMaxIdleTime(0)
-	return db, nil
 }
 
 func (s *Store) closeDBs() {

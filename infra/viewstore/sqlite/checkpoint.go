@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/mattn/go-sqlite3" // cgo SQLite driver, as the event log uses
+
+	"herald/infra/internal/sqlitedb"
 )
 
 // The view store's connections never checkpoint the WAL by themselves
@@ -78,14 +80,10 @@ type checkpointer struct {
 }
 
 func startCheckpointer(path string, writer *sql.DB, every time.Duration, restartAt int) (*checkpointer, error) {
-	db, err := sql.Open(viewsDriver, dsn(path, false))
+	db, err := sqlitedb.OpenOne(viewsDriver, dsn(path, false))
 	if err != nil {
 		return nil, err
 	}
-	db.SetMaxOpenConns(1)
-	db.SetMaxIdleConns(1)
-	db.SetConnMaxLifetime(0)
-	db.SetConnMaxIdleTime(0)
 	c := &checkpointer{db: db, writer: writer, every: every, restartAt: restartAt, stop: make(chan struct{}), done: make(chan struct{})}
 	go c.run()
 	return c, nil
@@ -104,23 +102,15 @@ func (c *checkpointer) run() {
 		}
 		// An error (a closing store, say) is left for the next pass: the
 		// WAL only grows meanwhile, nothing is lost.
-		frames, err := walCheckpoint(c.db, "PASSIVE")
+		frames, err := sqlitedb.Checkpoint(context.Background(), c.db, "PASSIVE")
 		// Until the next write starts the WAL over, a pass still sees the
 		// frames the last restart copied: no second restart for them.
 		if err == nil && frames >= c.restartAt && frames != restarted {
-			if n, err := walCheckpoint(c.writer, "RESTART"); err == nil {
+			if n, err := sqlitedb.Checkpoint(context.Background(), c.writer, "RESTART"); err == nil {
 				restarted = n
 			}
 		}
 	}
-}
-
-// walCheckpoint runs one checkpoint of mode on db and returns how many
-// frames the WAL held.
-func walCheckpoint(db *sql.DB, mode string) (frames int, err error) {
-	var busy, log, copied int
-	err = db.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &log, &copied)
-	return log, err
 }
 
 // close stops the checkpointer. The store's last connection to close

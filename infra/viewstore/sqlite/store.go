@@ -16,6 +16,7 @@ import (
 
 	"herald/domain"
 	"herald/infra/eventstore"
+	"herald/infra/internal/sqlitedb"
 	"herald/projections"
 )
 
@@ -133,14 +134,10 @@ func Open(ctx context.Context, path string, opts Options) (*Views, error) {
 			return nil, fmt.Errorf("open view store: %w", err)
 		}
 	}
-	writeDB, err := sql.Open(viewsDriver, dsn(path, false))
+	writeDB, err := sqlitedb.OpenOne(viewsDriver, dsn(path, false))
 	if err != nil {
 		return nil, fmt.Errorf("open view store: %w", err)
 	}
-	writeDB.SetMaxOpenConns(1)
-	writeDB.SetMaxIdleConns(1)
-	writeDB.SetConnMaxLifetime(0)
-	writeDB.SetConnMaxIdleTime(0)
 	v := &Views{writeDB: writeDB, history: opts.History, states: map[string]*eventstore.StateCache[domain.NotificationID, domain.Notification]{}}
 	if err := v.migrate(ctx); err != nil {
 		writeDB.Close()
