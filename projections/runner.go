@@ -53,9 +53,8 @@ const DefaultLinger = 20 * time.Millisecond
 // lingerBelow: the live feed lingers only after a batch smaller than this.
 // A larger one means appends come faster than the projections apply them,
 // or that they are behind (a subscription hands out at most 1,024 events
-// at a time):
-// waiting then gathers nothing the next read would not get anyway, and
-// only caps how fast the projection can catch up. Lingering after every
+// at a time): waiting then gathers nothing the next read would not get
+// anyway, and only caps how fast the projections can catch up. Lingering after every
 // batch capped a projection at 1,024 events per linger and apply, about
 // 35,000 events/s: under api_batch the views fell behind while they slept,
 // which the intake figure took for a gain (46,143 and 45,818
@@ -424,16 +423,9 @@ func (p *projector) follow(ctx context.Context, feed *liveFeed, cp eventstore.Po
 		case ctx.Err() != nil:
 			return nil
 		case interrupted:
-			// Interrupted for a handoff: swap, then follow again from
-			// the checkpoint the swap leaves.
-			p.mu.Lock()
-			h := p.handoff
-			p.handoff = nil
-			p.mu.Unlock()
-			if h != nil {
-				h.done <- p.swap(ctx)
-			}
-			return nil
+			// Interrupted for a handoff, which the loop's top takes:
+			// the feed's read goes on without this projector.
+			continue
 		case err != nil:
 			return err
 		}
