@@ -124,11 +124,17 @@ func (f *liveFeed) trimLocked() {
 	for i < len(f.batches) && f.batches[i].Last() <= oldest {
 		i++
 	}
-	if i > 0 {
-		n := copy(f.batches, f.batches[i:])
-		clear(f.batches[n:])
-		f.batches = f.batches[:n]
+	f.dropLocked(i)
+}
+
+// dropLocked forgets the oldest n batches (none when n <= 0).
+func (f *liveFeed) dropLocked(n int) {
+	if n <= 0 {
+		return
 	}
+	kept := copy(f.batches, f.batches[n:])
+	clear(f.batches[kept:])
+	f.batches = f.batches[:kept]
 }
 
 // findLocked returns the batch that starts at cp, or the rest of the batch
@@ -186,9 +192,7 @@ func (f *liveFeed) startReadLocked() *feedRead {
 		}
 		f.sub = sub
 		b := NewLogPage(after, evs)
-		if len(f.batches) == feedBatches {
-			f.batches = append(f.batches[:0], f.batches[1:]...)
-		}
+		f.dropLocked(len(f.batches) + 1 - feedBatches)
 		f.batches = append(f.batches, b)
 		f.end = b.Last()
 		f.smallAt = time.Time{}
