@@ -132,7 +132,8 @@ func (h *SendHandler) send(ctx context.Context, id domain.NotificationID, cmd Se
 		}
 		return SendResult{}, fmt.Errorf("send %s: %w", id, err)
 	}
-	if events, err = h.planDue(ctx, requested, events, now); err != nil {
+	state, events, err := h.planDue(ctx, requested, events, now)
+	if err != nil {
 		return SendResult{}, fmt.Errorf("send %s: %w", id, err)
 	}
 	data, err := h.x.encode(events, cmd.metadata(id))
@@ -142,7 +143,6 @@ func (h *SendHandler) send(ctx context.Context, id domain.NotificationID, cmd Se
 	_, err = h.x.store.Append(ctx, domain.NotificationStream(id), eventstore.NoStream, data...)
 	switch {
 	case err == nil:
-		state := evolveAll(domain.Notification{}, events)
 		h.x.cache.put(state)
 		return SendResult{ID: id, Status: state.Status(), Created: true}, nil
 	case !errors.Is(err, eventstore.ErrWrongExpectedVersion):
@@ -213,21 +213,23 @@ func due(requested domain.Notification, events []domain.Event, now time.Time) bo
 	return at.IsZero() || !now.Before(at)
 }
 
-// planDue appends to events, those of a request just decided, its plan
-// from the planner when it is due now.
-func (h *SendHandler) planDue(ctx context.Context, requested domain.Notification, events []domain.Event, now time.Time) ([]domain.Event, error) {
+// planDue appends to events, those of a request just decided (into
+// requested), its plan from the planner when it is due now, and returns
+// the state all of them lead to, which the caller caches once they are
+// appended instead of folding them again.
+func (h *SendHandler) planDue(ctx context.Context, requested domain.Notification, events []domain.Event, now time.Time) (domain.Notification, []domain.Event, error) {
 	if !due(requested, events, now) {
-		return events, nil
+		return requested, events, nil
 	}
 	d, err := h.planner.Plan(ctx, requested.Request(), now)
 	if err != nil {
-		return nil, fmt.Errorf("plan: %w", err)
+		return domain.Notification{}, nil, fmt.Errorf("plan: %w", err)
 	}
 	planned, err := domain.DecideNotification(requested, planCommand(d, now))
 	if err != nil {
-		return nil, err
+		return domain.Notification{}, nil, err
 	}
-	return append(events, planned...), nil
+	return evolveAll(requested, planned), append(events, planned...), nil
 }
 
 // planFor resolves channels and addresses from the request alone (profiles,

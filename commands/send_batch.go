@@ -95,8 +95,8 @@ func (h *SendBatchHandler) Handle(ctx context.Context, cmd SendBatch) (SendBatch
 	res := SendBatchResult{Items: make([]BatchItemResult, len(cmd.Items))}
 
 	type pendingItem struct {
-		index  int
-		events []domain.Event
+		index int
+		state domain.Notification // what the item's events lead to
 	}
 	var reqs []eventstore.AppendRequest
 	var pending []pendingItem
@@ -148,7 +148,8 @@ func (h *SendBatchHandler) Handle(ctx context.Context, cmd SendBatch) (SendBatch
 			r.Err = err
 			continue
 		}
-		if events, err = h.send.planDue(ctx, requested, events, now); err != nil {
+		state, events, err := h.send.planDue(ctx, requested, events, now)
+		if err != nil {
 			r.Err = err
 			continue
 		}
@@ -160,7 +161,7 @@ func (h *SendBatchHandler) Handle(ctx context.Context, cmd SendBatch) (SendBatch
 		reqs = append(reqs, eventstore.AppendRequest{
 			Stream: domain.NotificationStream(id), Expected: eventstore.NoStream, Events: data,
 		})
-		pending = append(pending, pendingItem{index: i, events: events})
+		pending = append(pending, pendingItem{index: i, state: state})
 	}
 
 	if len(reqs) > 0 {
@@ -169,9 +170,8 @@ func (h *SendBatchHandler) Handle(ctx context.Context, cmd SendBatch) (SendBatch
 			r := &res.Items[p.index]
 			switch err := errs[k]; {
 			case err == nil:
-				state := evolveAll(domain.Notification{}, p.events)
-				x.cache.put(state)
-				r.Status = state.Status()
+				x.cache.put(p.state)
+				r.Status = p.state.Status()
 				r.Created = true
 			case errors.Is(err, eventstore.ErrWrongExpectedVersion):
 				exists = append(exists, p.index)
