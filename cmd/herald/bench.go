@@ -182,6 +182,11 @@ func benchAPI(ctx context.Context, dir string, runs int, d time.Duration, stdout
 			var b benchmark.BatchFigures
 			b, err = benchmark.Batch(ctx, base, benchKey, 1000, 200000)
 			if err == nil {
+				// The intake rate, and what the burst left the
+				// projections to do once it was accepted.
+				err = b.WaitForViews(ctx, base, benchKey)
+			}
+			if err == nil {
 				fmt.Fprintln(stderr, "run", r+1, b)
 				batches = append(batches, b)
 			}

@@ -3,6 +3,8 @@ package benchmark
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -39,6 +41,21 @@ type BatchFigures struct {
 	ItemsPerRequest     int
 	Notifications       int
 	NotificationsPerSec float64
+	// Elapsed is from the first batch sent to the last answered.
+	Elapsed time.Duration
+	// Views is true once WaitForViews has filled in the figures below.
+	// NotificationsPerSec counts intake only: the projections follow the
+	// log as fast as the cores left to them allow, and a burst can leave
+	// them behind.
+	Views bool
+	// ViewsLagEvents is how many events the projection furthest behind
+	// had still to apply when the last batch was answered.
+	ViewsLagEvents uint64
+	// ViewsCaughtUp is how long after that every projection had applied
+	// the whole log, and ViewsNotificationsPerSec the rate of the burst
+	// counted until then: intake and views both done.
+	ViewsCaughtUp            time.Duration
+	ViewsNotificationsPerSec float64
 }
 
 func (f BatchFigures) String() string {
@@ -46,7 +63,12 @@ func (f BatchFigures) String() string {
 	if f.Role != "" {
 		role = " role=" + f.Role
 	}
-	return fmt.Sprintf("bench api_batch%s items_per_request=%d notifications_per_sec=%.0f", role, f.ItemsPerRequest, f.NotificationsPerSec)
+	views := ""
+	if f.Views {
+		views = fmt.Sprintf(" views_lag_events=%d views_caught_up_ms=%.0f with_views_notifications_per_sec=%.0f",
+			f.ViewsLagEvents, ms(f.ViewsCaughtUp), f.ViewsNotificationsPerSec)
+	}
+	return fmt.Sprintf("bench api_batch%s items_per_request=%d notifications_per_sec=%.0f%s", role, f.ItemsPerRequest, f.NotificationsPerSec, views)
 }
 
 // Client returns an HTTP client that keeps enough idle connections open for
@@ -172,7 +194,71 @@ func Batch(ctx context.Context, baseURL, apiKey string, itemsPerRequest, total i
 		return BatchFigures{}, err
 	}
 	n := total / itemsPerRequest * itemsPerRequest
-	return BatchFigures{ItemsPerRequest: itemsPerRequest, Notifications: n, NotificationsPerSec: float64(n) / elapsed.Seconds()}, nil
+	return BatchFigures{ItemsPerRequest: itemsPerRequest, Notifications: n, NotificationsPerSec: float64(n) / elapsed.Seconds(), Elapsed: elapsed}, nil
+}
+
+// WaitForViews is called right after Batch, against a server that runs
+// the projections: it reads their status (GET /v1/admin/projections) until
+// every one has applied the whole log, and fills in the Views figures.
+func (f *BatchFigures) WaitForViews(ctx context.Context, baseURL, apiKey string) error {
+	c := Client(1)
+	began := time.Now()
+	deadline := began.Add(2 * time.Minute)
+	for first := true; ; first = false {
+		lag, err := projectionsBehind(ctx, c, baseURL, apiKey)
+		if err != nil {
+			return err
+		}
+		if first {
+			f.Views, f.ViewsLagEvents = true, lag
+		}
+		if lag == 0 {
+			f.ViewsCaughtUp = time.Since(began)
+			f.ViewsNotificationsPerSec = float64(f.Notifications) / (f.Elapsed + f.ViewsCaughtUp).Seconds()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the projections are still %d events behind 2 minutes after the last batch", lag)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// projectionsBehind returns the lag of the projection furthest behind.
+func projectionsBehind(ctx context.Context, c *http.Client, baseURL, apiKey string) (uint64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/v1/admin/projections", nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET /v1/admin/projections: %s", resp.Status)
+	}
+	var st struct {
+		Projections []struct {
+			LagEvents uint64 `json:"lag_events"`
+		} `json:"projections"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return 0, fmt.Errorf("GET /v1/admin/projections: %w", err)
+	}
+	if len(st.Projections) == 0 {
+		return 0, errors.New("GET /v1/admin/projections: no projections")
+	}
+	var lag uint64
+	for _, p := range st.Projections {
+		lag = max(lag, p.LagEvents)
+	}
+	return lag, nil
 }
 
 func flatten(lat [][]time.Duration) []time.Duration {
