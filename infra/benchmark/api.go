@@ -202,6 +202,7 @@ func Batch(ctx context.Context, baseURL, apiKey string, itemsPerRequest, total i
 // every one has applied the whole log, and fills in the Views figures.
 func (f *BatchFigures) WaitForViews(ctx context.Context, baseURL, apiKey string) error {
 	c := Client(1)
+	defer c.CloseIdleConnections()
 	began := time.Now()
 	deadline := began.Add(2 * time.Minute)
 	for first := true; ; first = false {
