@@ -266,17 +266,29 @@ func (a *applier) notifications(changes []change) error {
 	if err := a.resolve(changes); err != nil {
 		return err
 	}
-	notes := a.rows(`INSERT INTO {notifications}
-		(id, status, priority, category, recipient_id, batch_id, channels, created_at, updated_at, version, recipient)
-		VALUES`, `ON CONFLICT (id) DO UPDATE SET status = excluded.status, priority = excluded.priority,
+	const (
+		noteCols = `(id, status, priority, category, recipient_id, batch_id, channels, created_at, updated_at, version, recipient)
+			VALUES`
+		deliveryCols = `(notification_id, seq, delivery_id, channel, address, status, attempts, last_error,
+			 provider_message_id, next_attempt_at, repeats, suppression_reason)
+			VALUES`
+	)
+	// The rows of a notification the batch creates are plain inserts: no
+	// row of it can be there yet, since the batch commits with the
+	// checkpoint. OR FAIL, because the apply is all or nothing anyway
+	// (an error rolls the whole transaction back): a statement that may
+	// abort halfway makes SQLite keep a statement journal, a copy of every
+	// page the statement changes, which for the multi-row statements here
+	// meant a copy of about one page of the recipient index per row, and
+	// a spill of the copies to a temporary file past 64 KiB.
+	created := a.rows(`INSERT OR FAIL INTO {notifications} `+noteCols, ``, 11)
+	createdDeliveries := a.rows(`INSERT OR FAIL INTO {notification_deliveries} `+deliveryCols, ``, 12)
+	notes := a.rows(`INSERT INTO {notifications} `+noteCols, `ON CONFLICT (id) DO UPDATE SET status = excluded.status, priority = excluded.priority,
 			category = excluded.category, channels = excluded.channels, updated_at = excluded.updated_at,
 			version = excluded.version`, 11)
 	// Delivery rows are upserted by position, and only those that changed:
 	// deliveries are only ever appended, so seq keeps naming the same one.
-	deliveries := a.rows(`INSERT INTO {notification_deliveries}
-			(notification_id, seq, delivery_id, channel, address, status, attempts, last_error,
-			 provider_message_id, next_attempt_at, repeats, suppression_reason)
-			VALUES`, `ON CONFLICT (notification_id, seq) DO UPDATE SET delivery_id = excluded.delivery_id,
+	deliveries := a.rows(`INSERT INTO {notification_deliveries} `+deliveryCols, `ON CONFLICT (notification_id, seq) DO UPDATE SET delivery_id = excluded.delivery_id,
 			channel = excluded.channel, address = excluded.address, status = excluded.status,
 			attempts = excluded.attempts, last_error = excluded.last_error,
 			provider_message_id = excluded.provider_message_id, next_attempt_at = excluded.next_attempt_at,
@@ -297,7 +309,11 @@ func (a *applier) notifications(changes []change) error {
 				return err
 			}
 		}
-		if err := notes.add(string(n.ID()), string(n.Status()), string(n.Priority()), n.Category(), req.Recipient.ID,
+		noteRows, deliveryRows := notes, deliveries
+		if !c.before.Exists() {
+			noteRows, deliveryRows = created, createdDeliveries
+		}
+		if err := noteRows.add(string(n.ID()), string(n.Status()), string(n.Priority()), n.Category(), req.Recipient.ID,
 			req.BatchID, joinChannels(channelsOf(n)), n.RequestedAt().UnixNano(), c.updatedAt().UnixNano(),
 			n.Version(), string(recipient)); err != nil {
 			return err
@@ -312,7 +328,7 @@ func (a *applier) notifications(changes []change) error {
 			if seq < len(old) && deliveryRow(old[seq]) == row {
 				continue
 			}
-			if err := deliveries.add(string(n.ID()), seq, row.id, row.channel, row.address, row.status,
+			if err := deliveryRows.add(string(n.ID()), seq, row.id, row.channel, row.address, row.status,
 				row.attempts, row.lastError, row.providerMessageID, row.next, row.repeats, row.suppression); err != nil {
 				return err
 			}
@@ -326,10 +342,12 @@ func (a *applier) notifications(changes []change) error {
 			}
 		}
 	}
-	if err := notes.flush(); err != nil {
-		return err
+	for _, w := range []*rowWriter{created, notes, createdDeliveries, deliveries} {
+		if err := w.flush(); err != nil {
+			return err
+		}
 	}
-	return deliveries.flush()
+	return nil
 }
 
 // deliveryColumns is what notification_deliveries holds of a delivery.
