@@ -54,11 +54,12 @@ const DefaultLinger = 20 * time.Millisecond
 // A larger one means appends come faster than the projections apply them,
 // or that they are behind (a subscription hands out at most 1,024 events
 // at a time): waiting then gathers nothing the next read would not get
-// anyway, and only caps how fast the projections can catch up. Lingering after every
-// batch capped a projection at 1,024 events per linger and apply, about
-// 35,000 events/s: under api_batch the views fell behind while they slept,
-// which the intake figure took for a gain (46,143 and 45,818
-// notifications/s against 32,504 and 33,465 with this bound, interleaved).
+// anyway, and only caps how fast the projections can catch up. Lingering
+// after every batch capped a projection at 1,024 events per linger and
+// apply, about 35,000 events/s: under api_batch the views fell behind
+// while they slept, which the intake figure took for a gain (46,143 and
+// 45,818 notifications/s against 32,504 and 33,465 with this bound,
+// interleaved).
 const lingerBelow = 512
 
 // Runner feeds projections from the log: per projection, one goroutine
