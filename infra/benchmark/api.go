@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"herald/projections"
 )
 
 // SendFigures are the results of the api_send workload.
@@ -245,9 +247,7 @@ func projectionsBehind(ctx context.Context, c *http.Client, baseURL, apiKey stri
 		return 0, fmt.Errorf("GET /v1/admin/projections: %s", resp.Status)
 	}
 	var st struct {
-		Projections []struct {
-			LagEvents uint64 `json:"lag_events"`
-		} `json:"projections"`
+		Projections []projections.ProjectionStatus `json:"projections"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		return 0, fmt.Errorf("GET /v1/admin/projections: %w", err)
